@@ -1,0 +1,9 @@
+//! One renderer per output format. Each writes a whole [`crate::Report`] to a writer.
+
+mod human;
+mod json;
+mod sarif;
+
+pub use human::{HumanOptions, render_human};
+pub use json::render_json;
+pub use sarif::{render_sarif, sarif_value};

@@ -1,0 +1,375 @@
+//! Judging what a pickle would do when loaded.
+
+use crate::engine::{FileScan, Format, Loc};
+use crate::rules::callables::{Danger, Judgement, judge};
+use crate::rules::code;
+use assay_formats::pickle::{AnomalyKind, CallKind, Callable, PickleAnalysis, analyze};
+use assay_report::Severity;
+use std::collections::HashMap;
+
+/// The first pickle of `torch.save(..., _use_new_zipfile_serialization=False)`: the magic
+/// number 0x1950a86a20f9469cfc6c as a protocol-2 LONG1.
+const TORCH_LEGACY_MAGIC: &[u8] = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.";
+
+/// Loaders whose payload Assay scans itself, and which are part of PyTorch's own format:
+/// when the payload is found and scanned, the call is not a finding by itself.
+const TRANSPARENT_LOADERS: &[&str] = &[
+    "torch.storage._load_from_bytes",
+    "torch._utils._load_from_bytes",
+];
+
+pub fn scan(ctx: &mut FileScan, data: &[u8], loc: &Loc, depth: u32, strict: bool) -> Format {
+    let a = analyze(data, &ctx.limits.pickle);
+    if !strict && !a.names_anything() && a.pickles == 0 {
+        // Text or data that merely starts with an opcode byte: not a pickle.
+        return Format::Unknown;
+    }
+    let legacy = data.starts_with(TORCH_LEGACY_MAGIC);
+    let format =
+        if legacy {
+            Format::PytorchLegacy
+        } else if a.globals.iter().any(|g| {
+            g.module.starts_with("joblib") || g.module.starts_with("sklearn.externals.joblib")
+        }) {
+            Format::Joblib
+        } else if a.globals.iter().any(|g| g.module.starts_with("dill")) {
+            Format::Dill
+        } else if a
+            .globals
+            .iter()
+            .any(|g| g.module.starts_with("cloudpickle"))
+        {
+            Format::Cloudpickle
+        } else {
+            Format::Pickle
+        };
+    report(ctx, &a, loc, legacy);
+    for n in &a.nested {
+        let child = loc.child(&format!("{}@{}", n.loader, n.offset));
+        if ctx.enter_member(&child) {
+            let f = ctx.scan_bytes(&n.data, &child, depth + 1);
+            if f == Format::Unknown
+                && !TRANSPARENT_LOADERS.contains(&n.loader.as_str())
+                && !n.loader.starts_with("marshal")
+            {
+                ctx.add(
+                    code::PKL008,
+                    Severity::High,
+                    &child,
+                    Some(n.offset),
+                    format!(
+                        "payload handed to {} is not a format Assay can analyse",
+                        n.loader
+                    ),
+                    Some(crate::engine::hex_prefix(&n.data)),
+                );
+            }
+        }
+    }
+    // Polyglots: whatever follows the last pickle is sniffed and scanned too.
+    if let Some(t) = a
+        .anomalies
+        .iter()
+        .find(|x| x.kind == AnomalyKind::TrailingData)
+    {
+        let off = t.offset as usize;
+        if let Some(rest) = data.get(off..) {
+            if !legacy
+                && !matches!(
+                    assay_formats::sniff::sniff(rest),
+                    assay_formats::sniff::Sniffed::Unknown
+                        | assay_formats::sniff::Sniffed::MaybePickle
+                )
+            {
+                let child = loc.child(&format!("@{off}"));
+                ctx.add(
+                    code::ARC005,
+                    Severity::Medium,
+                    loc,
+                    Some(t.offset),
+                    "another artifact follows the pickle in the same file".into(),
+                    Some(crate::engine::hex_prefix(rest)),
+                );
+                if ctx.enter_member(&child) {
+                    ctx.scan_bytes(rest, &child, depth + 1);
+                }
+            }
+        }
+    }
+    format
+}
+
+fn danger_rule(d: Danger) -> &'static str {
+    if d == Danger::Network {
+        code::NET001
+    } else {
+        code::PKL001
+    }
+}
+
+/// Turns the analysis into findings, aggregating repeats of the same callable.
+pub fn report(ctx: &mut FileScan, a: &PickleAnalysis, loc: &Loc, torch_legacy: bool) {
+    struct Pending {
+        rule: &'static str,
+        severity: Severity,
+        offset: u64,
+        message: String,
+        evidence: String,
+        count: usize,
+    }
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut index: HashMap<(String, &'static str), usize> = HashMap::new();
+    let mut push = |key: String,
+                    rule: &'static str,
+                    severity: Severity,
+                    offset: u64,
+                    message: String,
+                    evidence: String| {
+        if let Some(&i) = index.get(&(key.clone(), rule)) {
+            let p: &mut Pending = &mut pending[i];
+            p.count += 1;
+            return;
+        }
+        index.insert((key, rule), pending.len());
+        pending.push(Pending {
+            rule,
+            severity,
+            offset,
+            message,
+            evidence,
+            count: 1,
+        });
+    };
+
+    let loader_payload_scanned = |offset: u64| a.nested.iter().any(|n| n.offset == offset);
+    let mut called: Vec<(String, String)> = Vec::new();
+    for c in &a.calls {
+        match &c.callable {
+            Callable::Global { module, name } => {
+                called.push((module.clone(), name.clone()));
+                let qn = c.callable.qualified();
+                match judge(module, name, c.kind) {
+                    Judgement::Safe => {}
+                    Judgement::Dangerous(Danger::Deserialization)
+                        if loader_payload_scanned(c.offset) =>
+                    {
+                        if !TRANSPARENT_LOADERS.contains(&qn.as_str()) {
+                            push(
+                                qn.clone(),
+                                code::PKL008,
+                                Severity::High,
+                                c.offset,
+                                format!(
+                                    "pickle hands a nested payload to {qn} when loaded; the payload is scanned below"
+                                ),
+                                c.evidence.clone(),
+                            );
+                        }
+                    }
+                    Judgement::Dangerous(d) => {
+                        let verb = if c.kind == CallKind::NewObj || c.kind == CallKind::Reconstruct
+                        {
+                            "instantiates"
+                        } else {
+                            "calls"
+                        };
+                        push(
+                            qn.clone(),
+                            danger_rule(d),
+                            Severity::Critical,
+                            c.offset,
+                            format!("pickle {verb} {qn}, which {}, when loaded", d.describe()),
+                            c.evidence.clone(),
+                        );
+                    }
+                    Judgement::Unknown => {
+                        let class_like = name.rsplit('.').next().is_some_and(|l| {
+                            l.chars().next().is_some_and(|ch| ch.is_ascii_uppercase())
+                        });
+                        let state_only = c.no_args
+                            && (matches!(c.kind, CallKind::NewObj | CallKind::Reconstruct)
+                                || (c.kind == CallKind::Instantiate && class_like));
+                        if state_only {
+                            push(
+                                qn.clone(),
+                                code::PKL003,
+                                Severity::Medium,
+                                c.offset,
+                                format!(
+                                    "pickle instantiates {qn}, a class outside the allowlist, to restore its state; loading imports its module"
+                                ),
+                                c.evidence.clone(),
+                            );
+                        } else {
+                            push(
+                                qn.clone(),
+                                code::PKL002,
+                                Severity::High,
+                                c.offset,
+                                format!(
+                                    "pickle calls {qn}, which is not on the allowlist of safe callables, when loaded"
+                                ),
+                                c.evidence.clone(),
+                            );
+                        }
+                    }
+                }
+            }
+            Callable::Dynamic(d) => {
+                push(d.clone(), code::PKL010, Severity::High, c.offset, "pickle calls a callable that is computed at load time and cannot be named statically".into(), c.evidence.clone());
+            }
+            Callable::Extension(e) => {
+                push(
+                    format!("ext{e}"),
+                    code::PKL006,
+                    Severity::High,
+                    c.offset,
+                    format!("pickle calls the object registered under copyreg extension code {e}"),
+                    c.evidence.clone(),
+                );
+            }
+        }
+    }
+    // Dangerous callables named but not called here can still be called later by the
+    // object they are stored in (a defaultdict factory, a callback attribute).
+    for g in &a.globals {
+        if g.module == "<dynamic>" {
+            if !a
+                .calls
+                .iter()
+                .any(|c| matches!(&c.callable, Callable::Dynamic(d) if *d == g.name))
+            {
+                push(
+                    g.name.clone(),
+                    code::PKL010,
+                    Severity::High,
+                    g.offset,
+                    "pickle names a global computed at load time".into(),
+                    g.name.clone(),
+                );
+            }
+            continue;
+        }
+        if called.iter().any(|(m, n)| *m == g.module && *n == g.name) {
+            continue;
+        }
+        if let Judgement::Dangerous(d) = judge(&g.module, &g.name, CallKind::Reduce) {
+            let qn = format!("{}.{}", g.module, g.name);
+            push(
+                qn.clone(),
+                danger_rule(d),
+                Severity::High,
+                g.offset,
+                format!(
+                    "pickle references {qn}, which {}; it is not called while loading but is stored where it can be called later",
+                    d.describe()
+                ),
+                qn.clone(),
+            );
+        }
+    }
+    for (off, e) in &a.extensions {
+        push(
+            format!("ext-use{e}"),
+            code::PKL006,
+            Severity::High,
+            *off,
+            format!(
+                "pickle uses copyreg extension code {e}; the default registry is empty, so the stream relies on a registration made elsewhere"
+            ),
+            format!("EXT {e}"),
+        );
+    }
+    let mut foreign_pids = a.persistent.iter().filter(|p| !p.is_torch_storage);
+    if let Some(p) = foreign_pids.next() {
+        push("pid".into(), code::PKL012, Severity::Low, p.offset, "pickle uses persistent ids outside the PyTorch storage convention (needs a custom persistent_load)".into(), p.rendered.clone());
+    }
+    for an in &a.anomalies {
+        let (rule, sev, msg) = match an.kind {
+            AnomalyKind::Malformed => (
+                code::PKL004,
+                Severity::High,
+                "pickle stream is malformed; analysis stopped here",
+            ),
+            AnomalyKind::Truncated => (
+                code::PKL004,
+                Severity::High,
+                "pickle stream is truncated; analysis stopped here",
+            ),
+            AnomalyKind::JoblibArray => (
+                code::PKL004,
+                Severity::High,
+                "joblib inline array could not be located; the rest of the stream was not analysed",
+            ),
+            AnomalyKind::FrameViolation => (
+                code::PKL005,
+                Severity::High,
+                "pickle framing differs between CPython's C and Python unpicklers",
+            ),
+            AnomalyKind::BuildOnGlobal => (
+                code::PKL007,
+                Severity::High,
+                "pickle overwrites attributes of a class, function or module",
+            ),
+            AnomalyKind::DunderState => (
+                code::PKL007,
+                Severity::High,
+                "pickle sets dunder attributes on an object",
+            ),
+            AnomalyKind::LimitReached => (
+                code::PKL011,
+                Severity::High,
+                "pickle analysis stopped at a safety limit",
+            ),
+            AnomalyKind::OutOfBandBuffer => (
+                code::PKL013,
+                Severity::Medium,
+                "pickle refers to out-of-band buffers",
+            ),
+            AnomalyKind::Concatenated if torch_legacy => continue,
+            AnomalyKind::TrailingData if torch_legacy => continue,
+            AnomalyKind::Concatenated => (
+                code::PKL009,
+                Severity::Low,
+                "several pickles are concatenated in one stream; each was scanned",
+            ),
+            AnomalyKind::TrailingData => (
+                code::PKL009,
+                Severity::Low,
+                "data follows the end of the pickle",
+            ),
+        };
+        if matches!(
+            an.kind,
+            AnomalyKind::Malformed
+                | AnomalyKind::Truncated
+                | AnomalyKind::LimitReached
+                | AnomalyKind::JoblibArray
+        ) {
+            ctx.incomplete = true;
+        }
+        push(
+            format!("{:?}{}", an.kind, an.offset),
+            rule,
+            sev,
+            an.offset,
+            msg.to_string(),
+            an.detail.clone(),
+        );
+    }
+    for p in pending {
+        let message = if p.count > 1 {
+            format!("{} ({} times)", p.message, p.count)
+        } else {
+            p.message
+        };
+        ctx.add(
+            p.rule,
+            p.severity,
+            loc,
+            Some(p.offset),
+            message,
+            Some(p.evidence),
+        );
+    }
+}

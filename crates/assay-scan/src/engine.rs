@@ -1,0 +1,416 @@
+//! The engine: parallel per-file scanning and content-based dispatch.
+
+use crate::blob::{Blob, map_file};
+use crate::limits::Limits;
+use crate::rules::{self, code};
+use crate::walk;
+use assay_formats::sniff::{Sniffed, sniff};
+use assay_report::{FileEntry, FileStatus, Finding, Report, Severity, Stage, StageStatus};
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Progress callbacks for long scans (the CLI draws a bar from them).
+pub trait Progress: Sync {
+    fn start(&self, files: u64, bytes: u64);
+    fn file_done(&self, path: &str, bytes: u64);
+}
+
+#[derive(Clone)]
+pub struct ScanOptions<'p> {
+    pub jobs: usize,
+    pub fail_on: Severity,
+    pub limits: Limits,
+    pub progress: Option<&'p dyn Progress>,
+}
+
+impl Default for ScanOptions<'_> {
+    fn default() -> Self {
+        ScanOptions {
+            jobs: 0,
+            fail_on: Severity::High,
+            limits: Limits::default(),
+            progress: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("cannot read {path}: {source}")]
+    Unreadable {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("no input paths given")]
+    NoInputs,
+    #[error("cannot start worker threads: {0}")]
+    Threads(String),
+}
+
+/// Scans files and folders and returns the whole report.
+pub fn scan(paths: &[PathBuf], opts: &ScanOptions) -> Result<Report, ScanError> {
+    if paths.is_empty() {
+        return Err(ScanError::NoInputs);
+    }
+    for p in paths {
+        std::fs::metadata(p).map_err(|source| ScanError::Unreadable {
+            path: p.display().to_string(),
+            source,
+        })?;
+    }
+    let walked = walk::walk(paths).map_err(|source| ScanError::Unreadable {
+        path: paths[0].display().to_string(),
+        source,
+    })?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs)
+        .build()
+        .map_err(|e| ScanError::Threads(e.to_string()))?;
+    if let Some(p) = opts.progress {
+        let total: u64 = walked
+            .inputs
+            .iter()
+            .filter_map(|i| std::fs::metadata(&i.read_from).ok())
+            .map(|m| m.len())
+            .sum();
+        p.start(walked.inputs.len() as u64, total);
+    }
+    let results: Vec<Result<(FileEntry, Vec<Finding>), ScanError>> = pool.install(|| {
+        walked
+            .inputs
+            .par_iter()
+            .map(|input| scan_file(input, opts))
+            .collect()
+    });
+    let mut files = Vec::with_capacity(results.len());
+    let mut findings = Vec::new();
+    for r in results {
+        let (entry, f) = r?;
+        files.push(entry);
+        findings.extend(f);
+    }
+    for l in walked.escaping_links {
+        findings.push(Finding {
+            rule: code::ARC002.into(),
+            severity: Severity::High,
+            stage: Stage::Malware,
+            path: l.display,
+            member: None,
+            offset: None,
+            message: "symbolic link points outside the scanned folder; it was not followed".into(),
+            evidence: Some(format!("-> {}", l.target)),
+            references: vec!["CWE-59".into()],
+        });
+    }
+    let stages = stage_statuses(&files);
+    Ok(Report::new(
+        crate::VERSION,
+        opts.fail_on,
+        files,
+        findings,
+        stages,
+    ))
+}
+
+/// Stages this build implements run over every file; the rest are reported as not run,
+/// so that a badge can never claim a complete scan that did not happen.
+fn stage_statuses(files: &[FileEntry]) -> BTreeMap<Stage, StageStatus> {
+    let incomplete = files.iter().any(|f| f.status == FileStatus::Incomplete);
+    let ran = if incomplete {
+        StageStatus::Incomplete
+    } else {
+        StageStatus::Complete
+    };
+    Stage::ALL
+        .iter()
+        .map(|s| {
+            let st = match s {
+                Stage::Malware | Stage::Network | Stage::Integrity => ran,
+                Stage::Vulnerability | Stage::Backdoor | Stage::Tensor => StageStatus::NotRun,
+            };
+            (*s, st)
+        })
+        .collect()
+}
+
+fn scan_file(
+    input: &walk::Input,
+    opts: &ScanOptions,
+) -> Result<(FileEntry, Vec<Finding>), ScanError> {
+    let unreadable = |source| ScanError::Unreadable {
+        path: input.display.clone(),
+        source,
+    };
+    let file = std::fs::File::open(&input.read_from).map_err(unreadable)?;
+    let len = file.metadata().map_err(unreadable)?.len();
+    let blob = map_file(&file, len).map_err(unreadable)?;
+    let data: &[u8] = &blob;
+    let mut ctx = FileScan::new(input.display.clone(), &opts.limits);
+    let (sha, format) = rayon::join(
+        || hex::encode(Sha256::digest(data)),
+        || {
+            let mut ctx_local = FileScan::new(input.display.clone(), &opts.limits);
+            let format = ctx_local.scan_bytes(data, &Loc::top(), 0);
+            (ctx_local, format)
+        },
+    );
+    let (scanned, format) = format;
+    ctx = ctx.merge(scanned);
+    let status = if format == Format::Unknown {
+        ctx.add(
+            code::ARC001,
+            Severity::Info,
+            &Loc::top(),
+            None,
+            "not a model format Assay analyses; content not scanned".into(),
+            None,
+        );
+        FileStatus::Unsupported
+    } else if ctx.incomplete {
+        FileStatus::Incomplete
+    } else {
+        FileStatus::Scanned
+    };
+    if let Some(p) = opts.progress {
+        p.file_done(&input.display, len);
+    }
+    let entry = FileEntry {
+        path: input.display.clone(),
+        format: format.name().into(),
+        size: len,
+        sha256: sha,
+        status,
+    };
+    Ok((entry, ctx.findings))
+}
+
+/// What a file or member turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Pickle,
+    PytorchZip,
+    PytorchLegacy,
+    PytorchTar,
+    TorchScript,
+    Joblib,
+    Dill,
+    Cloudpickle,
+    Npy,
+    Npz,
+    Zip,
+    Tar,
+    Compressed(assay_formats::compress::Compression),
+    Executable,
+    Script,
+    Unknown,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        use assay_formats::compress::Compression as C;
+        match self {
+            Format::Pickle => "pickle",
+            Format::PytorchZip => "pytorch-zip",
+            Format::PytorchLegacy => "pytorch-legacy",
+            Format::PytorchTar => "pytorch-tar",
+            Format::TorchScript => "torchscript",
+            Format::Joblib => "joblib",
+            Format::Dill => "dill",
+            Format::Cloudpickle => "cloudpickle",
+            Format::Npy => "numpy-npy",
+            Format::Npz => "numpy-npz",
+            Format::Zip => "zip",
+            Format::Tar => "tar",
+            Format::Compressed(C::Gzip) => "gzip",
+            Format::Compressed(C::Zlib) => "zlib",
+            Format::Compressed(C::Bzip2) => "bzip2",
+            Format::Compressed(C::Xz) => "xz",
+            Format::Compressed(C::Lzma) => "lzma",
+            Format::Compressed(C::Lz4Frame) => "lz4",
+            Format::Executable => "executable",
+            Format::Script => "script",
+            Format::Unknown => "unknown",
+        }
+    }
+}
+
+/// Where inside a file a finding is: the member path, nested containers joined by `!/`.
+#[derive(Debug, Clone, Default)]
+pub struct Loc {
+    pub member: Option<String>,
+}
+
+impl Loc {
+    pub fn top() -> Loc {
+        Loc { member: None }
+    }
+    pub fn child(&self, name: &str) -> Loc {
+        Loc {
+            member: Some(match &self.member {
+                None => name.to_string(),
+                Some(m) => format!("{m}!/{name}"),
+            }),
+        }
+    }
+}
+
+/// The state of scanning one top-level file.
+pub struct FileScan<'l> {
+    pub path: String,
+    pub limits: &'l Limits,
+    pub findings: Vec<Finding>,
+    /// Some code-bearing part could not be analysed completely.
+    pub incomplete: bool,
+    pub members: u64,
+    /// Decompressed bytes produced so far.
+    pub expanded: u64,
+}
+
+impl<'l> FileScan<'l> {
+    pub fn new(path: String, limits: &'l Limits) -> Self {
+        FileScan {
+            path,
+            limits,
+            findings: Vec::new(),
+            incomplete: false,
+            members: 0,
+            expanded: 0,
+        }
+    }
+
+    fn merge(mut self, other: FileScan<'l>) -> Self {
+        self.findings.extend(other.findings);
+        self.incomplete |= other.incomplete;
+        self.members += other.members;
+        self.expanded += other.expanded;
+        self
+    }
+
+    pub fn add(
+        &mut self,
+        rule: &'static str,
+        severity: Severity,
+        loc: &Loc,
+        offset: Option<u64>,
+        message: String,
+        evidence: Option<String>,
+    ) {
+        let references = rules::lookup(rule)
+            .map(|r| {
+                r.doc
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("- "))
+                    .filter(|l| {
+                        l.starts_with("CWE-") || l.starts_with("CVE-") || l.starts_with("GHSA-")
+                    })
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.findings.push(Finding {
+            rule: rule.into(),
+            severity,
+            stage: rules::stage_of(rule),
+            path: self.path.clone(),
+            member: loc.member.clone(),
+            offset,
+            message,
+            evidence,
+            references,
+        });
+    }
+
+    /// Counts a member against the per-file limit; false (with a finding) when exceeded.
+    pub fn enter_member(&mut self, loc: &Loc) -> bool {
+        self.members += 1;
+        if self.members > self.limits.max_members_per_file {
+            if self.members == self.limits.max_members_per_file + 1 {
+                self.incomplete = true;
+                self.add(
+                    code::ARC003,
+                    Severity::High,
+                    loc,
+                    None,
+                    format!(
+                        "more than {} members in one file; the rest were not scanned",
+                        self.limits.max_members_per_file
+                    ),
+                    None,
+                );
+            }
+            return false;
+        }
+        true
+    }
+
+    /// Sniffs `data` and runs the matching analyser. `depth` counts containers and
+    /// nested payloads above this one.
+    pub fn scan_bytes(&mut self, data: &[u8], loc: &Loc, depth: u32) -> Format {
+        if depth > self.limits.max_depth {
+            self.incomplete = true;
+            self.add(
+                code::ARC003,
+                Severity::High,
+                loc,
+                None,
+                format!(
+                    "nested deeper than {} containers or payloads; not scanned",
+                    self.limits.max_depth
+                ),
+                None,
+            );
+            return Format::Unknown;
+        }
+        match sniff(data) {
+            Sniffed::Executable(kind) => {
+                self.add(
+                    code::EXE001,
+                    Severity::High,
+                    loc,
+                    Some(0),
+                    format!("{} carried in a model artifact", kind.name()),
+                    Some(format!(
+                        "{} bytes starting {}",
+                        data.len(),
+                        hex_prefix(data)
+                    )),
+                );
+                Format::Executable
+            }
+            Sniffed::Script => {
+                let first = data.split(|&b| b == b'\n').next().unwrap_or(&[]);
+                self.add(
+                    code::EXE002,
+                    Severity::High,
+                    loc,
+                    Some(0),
+                    "script with an interpreter line carried in a model artifact".into(),
+                    Some(String::from_utf8_lossy(&first[..first.len().min(120)]).into_owned()),
+                );
+                Format::Script
+            }
+            Sniffed::Zip => crate::analyze::zip::scan(self, data, loc, depth),
+            Sniffed::Tar => crate::analyze::tar::scan(self, data, loc, depth),
+            Sniffed::Compressed(c) => crate::analyze::compressed::scan(self, c, data, loc, depth),
+            Sniffed::Npy => crate::analyze::npy::scan(self, data, loc, depth),
+            Sniffed::Pickle => crate::analyze::pickle::scan(self, data, loc, depth, true),
+            Sniffed::MaybePickle => crate::analyze::pickle::scan(self, data, loc, depth, false),
+            Sniffed::Unknown => Format::Unknown,
+        }
+    }
+
+    /// Scans decompressed or extracted bytes held in a [`Blob`].
+    pub fn scan_blob(&mut self, blob: &Blob, loc: &Loc, depth: u32) -> Format {
+        self.scan_bytes(blob, loc, depth)
+    }
+}
+
+pub fn hex_prefix(data: &[u8]) -> String {
+    data.iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
