@@ -65,10 +65,7 @@ pub fn sniff(data: &[u8]) -> Sniffed {
     if data.starts_with(b"\x93NUMPY") {
         return Sniffed::Npy;
     }
-    if data.len() >= 2
-        && data[0] == opcodes::PROTO
-        && (2..=opcodes::HIGHEST_PROTOCOL + 1).contains(&data[1])
-    {
+    if data.len() >= 2 && data[0] == opcodes::PROTO && data[1] <= opcodes::HIGHEST_PROTOCOL {
         return Sniffed::Pickle;
     }
     if is_tar(data) {
@@ -120,6 +117,17 @@ fn maybe_protocol01_start(b: u8) -> bool {
             | opcodes::EXT2
             | opcodes::EXT4
             | opcodes::FRAME
+            | opcodes::NEWTRUE
+            | opcodes::NEWFALSE
+            | opcodes::EMPTY_SET
+            | opcodes::BINBYTES
+            | opcodes::SHORT_BINBYTES
+            | opcodes::SHORT_BINUNICODE
+            | opcodes::BINUNICODE8
+            | opcodes::BINBYTES8
+            | opcodes::BYTEARRAY8
+            | opcodes::LONG1
+            | opcodes::LONG4
     )
 }
 

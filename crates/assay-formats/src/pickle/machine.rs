@@ -419,6 +419,14 @@ impl<'a, 'o> Machine<'a, 'o> {
         opcode: &'static str,
         at: usize,
     ) -> Step<Value<'a>> {
+        // `find_class` imports the module: a name that is not a dotted identifier cannot
+        // be imported, so CPython stops here with ModuleNotFoundError / AttributeError.
+        if !is_dotted_identifier(module) || !is_dotted_identifier(name) {
+            return Err(malformed(
+                at,
+                format!("{opcode} names no importable global ({module:?}, {name:?})"),
+            ));
+        }
         let (module, name) = if self.out.protocol < 3 {
             fix_imports(module, name)
         } else {
@@ -1403,6 +1411,16 @@ impl<'a, 'o> Machine<'a, 'o> {
         };
         Some((size, false))
     }
+}
+
+/// `a.b.c` where every part is a Python identifier (Unicode letters allowed).
+fn is_dotted_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('.').all(|part| {
+            let mut chars = part.chars();
+            chars.next().is_some_and(|c| c == '_' || c.is_alphabetic())
+                && chars.all(|c| c == '_' || c.is_alphanumeric())
+        })
 }
 
 fn parse_index(line: &[u8]) -> Option<u64> {

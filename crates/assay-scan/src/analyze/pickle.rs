@@ -66,7 +66,8 @@ pub fn scan(ctx: &mut FileScan, data: &[u8], loc: &Loc, depth: u32, strict: bool
             }
         }
     }
-    // Polyglots: whatever follows the last pickle is sniffed and scanned too.
+    // Polyglots: whatever follows the last pickle is sniffed and scanned too, and a
+    // pickle hidden further inside the trailing bytes is found by its PROTO marker.
     if let Some(t) = a
         .anomalies
         .iter()
@@ -74,29 +75,62 @@ pub fn scan(ctx: &mut FileScan, data: &[u8], loc: &Loc, depth: u32, strict: bool
     {
         let off = t.offset as usize;
         if let Some(rest) = data.get(off..) {
-            if !legacy
-                && !matches!(
-                    assay_formats::sniff::sniff(rest),
-                    assay_formats::sniff::Sniffed::Unknown
-                        | assay_formats::sniff::Sniffed::MaybePickle
-                )
-            {
-                let child = loc.child(&format!("@{off}"));
-                ctx.add(
-                    code::ARC005,
-                    Severity::Medium,
-                    loc,
-                    Some(t.offset),
-                    "another artifact follows the pickle in the same file".into(),
-                    Some(crate::engine::hex_prefix(rest)),
-                );
-                if ctx.enter_member(&child) {
-                    ctx.scan_bytes(rest, &child, depth + 1);
-                }
+            if !legacy {
+                trailing(ctx, rest, off, loc, depth);
             }
         }
     }
     format
+}
+
+/// PROTO markers probed for hidden pickles in trailing data.
+const MAX_HIDDEN_PROBES: usize = 256;
+/// How far into trailing data hidden pickles are searched for.
+const MAX_HIDDEN_SEARCH: usize = 64 << 20;
+
+fn trailing(ctx: &mut FileScan, rest: &[u8], off: usize, loc: &Loc, depth: u32) {
+    use assay_formats::sniff::{Sniffed, sniff};
+    if !matches!(sniff(rest), Sniffed::Unknown | Sniffed::MaybePickle) {
+        let child = loc.child(&format!("@{off}"));
+        ctx.add(
+            code::ARC005,
+            Severity::Medium,
+            loc,
+            Some(off as u64),
+            "another artifact follows the pickle in the same file".into(),
+            Some(crate::engine::hex_prefix(rest)),
+        );
+        if ctx.enter_member(&child) {
+            ctx.scan_bytes(rest, &child, depth + 1);
+        }
+        return;
+    }
+    let window = &rest[..rest.len().min(MAX_HIDDEN_SEARCH)];
+    let mut probes = 0;
+    let mut i = 0;
+    while i + 1 < window.len() && probes < MAX_HIDDEN_PROBES {
+        let Some(p) = window[i..].iter().position(|&b| b == 0x80) else {
+            break;
+        };
+        let at = i + p;
+        i = at + 1;
+        if window.get(at + 1).is_some_and(|v| (2..=5).contains(v)) {
+            probes += 1;
+            let (hidden, _) = assay_formats::pickle::analyze_one(rest, at, &ctx.limits.pickle);
+            if hidden.names_anything() {
+                let child = loc.child(&format!("@{}", off + at));
+                ctx.add(
+                    code::PKL009,
+                    Severity::High,
+                    loc,
+                    Some((off + at) as u64),
+                    "a pickle is hidden in the data after the end of the pickle".into(),
+                    Some(format!("pickle at offset {}", off + at)),
+                );
+                report(ctx, &hidden, &child, false);
+            }
+        }
+    }
 }
 
 fn danger_rule(d: Danger) -> &'static str {
@@ -335,8 +369,8 @@ pub fn report(ctx: &mut FileScan, a: &PickleAnalysis, loc: &Loc, torch_legacy: b
             ),
             AnomalyKind::TrailingData => (
                 code::PKL009,
-                Severity::Low,
-                "data follows the end of the pickle",
+                Severity::High,
+                "unexplained data follows the end of the pickle (a place to hide a second payload)",
             ),
         };
         if matches!(

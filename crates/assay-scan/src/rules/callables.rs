@@ -468,6 +468,12 @@ pub fn judge(module: &str, name: &str, kind: CallKind) -> Judgement {
         format!("{module}.{name}")
     };
 
+    // Exact allowlist entries win over module-wide danger (`joblib.numpy_pickle.
+    // NumpyArrayWrapper` lives in a module that also has `load`), never over a
+    // dangerous exact name.
+    if SAFE_NAMES.contains(&qn.as_str()) && name_danger(&qn).is_none() {
+        return Judgement::Safe;
+    }
     if let Some(d) = danger_of_path(module, name) {
         return Judgement::Dangerous(d);
     }
