@@ -1,6 +1,7 @@
 //! SARIF 2.1.0, shaped for GitHub code scanning: every rule referenced by a result is in
 //! `tool.driver.rules` with a `help` text and a `security-severity`, every result has a
 //! physical location with a relative URI, and `partialFingerprints` keep alerts stable.
+use super::json::json_io_error;
 use crate::{Report, RuleDoc, Severity};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -144,7 +145,6 @@ pub fn sarif_value(report: &Report, rules: &[RuleDoc]) -> Value {
 }
 
 pub fn render_sarif(report: &Report, rules: &[RuleDoc], out: &mut dyn Write) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, &sarif_value(report, rules))
-        .map_err(io::Error::other)?;
+    serde_json::to_writer_pretty(&mut *out, &sarif_value(report, rules)).map_err(json_io_error)?;
     out.write_all(b"\n")
 }

@@ -1,0 +1,330 @@
+//! End-to-end tests of the `assay` binary: exit codes, every output format, and the
+//! fixture corpus made by the real tools (fixtures/expected*.tsv).
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn assay(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_assay"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run assay")
+}
+
+fn json(args: &[&str]) -> (i32, Value) {
+    let mut a = args.to_vec();
+    a.extend(["--format", "json"]);
+    let out = assay(&a);
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    (out.status.code().unwrap(), v)
+}
+
+/// Every row of fixtures/expected*.tsv: malicious files exit 1 with the needle in a
+/// critical or high finding; benign files exit 0.
+#[test]
+fn fixture_corpus_verdicts() {
+    let dir = root().join("fixtures");
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for tsv in ["expected.tsv", "expected_bypass.tsv"] {
+        let Ok(text) = std::fs::read_to_string(dir.join(tsv)) else {
+            continue;
+        };
+        for line in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+            let cols: Vec<&str> = line.split('\t').collect();
+            let (path, expect, needle) = (cols[0], cols[1], cols.get(2).copied().unwrap_or("-"));
+            let target = dir.join(path);
+            let (code, report) = json(&["scan", target.to_str().unwrap()]);
+            checked += 1;
+            let serious: Vec<&Value> = report["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|f| matches!(f["severity"].as_str(), Some("critical" | "high")))
+                .collect();
+            match expect {
+                "clean" if code != 0 => {
+                    failures.push(format!("false positive {path}: {serious:?}"))
+                }
+                "flag" if code != 1 => failures.push(format!("missed {path} (exit {code})")),
+                "flag"
+                    if needle != "-" && !serious.iter().any(|f| f.to_string().contains(needle)) =>
+                {
+                    failures.push(format!(
+                        "{path}: no critical/high finding mentions {needle:?}"
+                    ))
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(checked > 100, "fixture table missing ({checked} rows)");
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} fixtures wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn exit_codes() {
+    assert_eq!(
+        assay(&["scan", "fixtures/benign/torch/state_dict.pt"])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        assay(&["scan", "fixtures/malicious/reduce/os_system_p4.pkl"])
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(assay(&["scan", "does/not/exist"]).status.code(), Some(2));
+    assert_eq!(assay(&["scan"]).status.code(), Some(2));
+    assert_eq!(
+        assay(&["scan", "--fail-on", "nonsense", "x"]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn fail_on_moves_the_threshold() {
+    // A whole-module torch.save has a medium custom-class finding only.
+    let f = "fixtures/benign/torch/whole_module.pt";
+    assert_eq!(assay(&["scan", f]).status.code(), Some(0));
+    assert_eq!(
+        assay(&["scan", "--fail-on", "medium", f]).status.code(),
+        Some(1)
+    );
+    let m = "fixtures/malicious/reduce/os_system_p4.pkl";
+    assert_eq!(
+        assay(&["scan", "--fail-on", "critical", m]).status.code(),
+        Some(1)
+    );
+}
+
+#[test]
+fn json_report_has_the_stable_shape() {
+    let (code, r) = json(&["scan", "examples/suspicious-model"]);
+    assert_eq!(code, 1);
+    assert_eq!(r["tool"]["name"], "assay");
+    let s = &r["summary"];
+    assert_eq!(s["verdict"], "fail");
+    assert_eq!(s["fail_on"], "high");
+    for sev in ["critical", "high", "medium", "low", "info"] {
+        assert!(s["findings"][sev].is_u64(), "missing count for {sev}");
+    }
+    for stage in [
+        "malware",
+        "network",
+        "vulnerability",
+        "backdoor",
+        "integrity",
+        "tensor",
+    ] {
+        assert!(s["stages"][stage].is_string(), "missing stage {stage}");
+    }
+    let files = r["files"].as_array().unwrap();
+    assert_eq!(s["files_scanned"].as_u64().unwrap() as usize, files.len());
+    for f in files {
+        assert_eq!(f["sha256"].as_str().unwrap().len(), 64);
+        assert!(matches!(
+            f["status"].as_str(),
+            Some("scanned" | "incomplete" | "unsupported")
+        ));
+    }
+    let crit = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["severity"] == "critical")
+        .expect("a critical finding");
+    assert_eq!(crit["stage"], "malware");
+    assert!(crit["evidence"].as_str().unwrap().contains("echo pwned"));
+    assert!(
+        crit["references"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x == "CWE-502")
+    );
+}
+
+#[test]
+fn member_paths_join_nested_containers() {
+    let (_, r) = json(&[
+        "scan",
+        "fixtures/malicious/containers/nested_zip_targz_zip.zip",
+    ]);
+    let f = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["severity"] == "critical")
+        .expect("critical");
+    let member = f["member"].as_str().unwrap();
+    assert!(member.matches("!/").count() >= 2, "{member}");
+}
+
+#[test]
+fn sarif_output_is_complete_for_code_scanning() {
+    let out = assay(&["scan", "--format", "sarif", "examples/suspicious-model"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["version"], "2.1.0");
+    let run = &v["runs"][0];
+    let rules: Vec<&str> = run["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    let results = run["results"].as_array().unwrap();
+    assert!(!results.is_empty());
+    for res in results {
+        let id = res["ruleId"].as_str().unwrap();
+        assert!(rules.contains(&id), "rule {id} not described");
+        assert_eq!(rules[res["ruleIndex"].as_u64().unwrap() as usize], id);
+        assert!(matches!(
+            res["level"].as_str(),
+            Some("error" | "warning" | "note")
+        ));
+        let uri = res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            .as_str()
+            .unwrap();
+        assert!(!uri.starts_with('/') && !uri.contains('\\'), "{uri}");
+        assert!(res["partialFingerprints"].is_object());
+    }
+    for r in run["tool"]["driver"]["rules"].as_array().unwrap() {
+        assert!(
+            r["help"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("## Remediation")
+        );
+        assert!(r["properties"]["security-severity"].is_string());
+    }
+}
+
+#[test]
+fn human_output_names_the_call_and_the_verdict() {
+    let out = assay(&["scan", "examples/suspicious-model"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("PKL001"), "{text}");
+    assert!(text.contains("FAIL"), "{text}");
+    assert!(!text.contains("\x1b["), "no colours when not a terminal");
+    let out = assay(&["scan", "examples/demo-model"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("PASS"));
+}
+
+#[test]
+fn output_file_and_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.json");
+    let out = assay(&[
+        "scan",
+        "-j",
+        "1",
+        "--format",
+        "json",
+        "-o",
+        path.to_str().unwrap(),
+        "examples/demo-model",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty());
+    let v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(v["summary"]["verdict"], "pass");
+}
+
+#[test]
+fn quiet_shows_only_failing_findings() {
+    let out = assay(&["scan", "-q", "examples/suspicious-model"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("critical"));
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("info") || l.starts_with("medium")),
+        "{text}"
+    );
+}
+
+#[test]
+fn rules_and_explain() {
+    let out = assay(&["rules"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for code in ["PKL001", "ZIP001", "EXE001", "NPY001", "NET001"] {
+        assert!(text.contains(code));
+    }
+    let out = assay(&["explain", "pkl001"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for h in [
+        "What it detects",
+        "Why is this dangerous?",
+        "Example",
+        "Remediation",
+        "References",
+    ] {
+        assert!(text.contains(h), "missing {h}");
+    }
+    assert_eq!(assay(&["explain", "XYZ999"]).status.code(), Some(2));
+}
+
+#[test]
+fn broken_pipe_is_success() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_assay"))
+        .args(["scan", "--format", "json", "fixtures"])
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn unsupported_files_are_listed_not_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "just text\n").unwrap();
+    let (code, r) = json(&["scan", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert_eq!(r["files"][0]["status"], "unsupported");
+    assert_eq!(r["findings"][0]["rule"], "ARC001");
+    assert_eq!(r["findings"][0]["severity"], "info");
+}
+
+#[test]
+fn symlink_leaving_the_folder_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", dir.path().join("model.bin")).unwrap();
+    let (code, r) = json(&["scan", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert_eq!(r["findings"][0]["rule"], "ARC002");
+}
