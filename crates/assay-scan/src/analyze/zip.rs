@@ -252,7 +252,8 @@ pub fn scan(ctx: &mut FileScan, data: &[u8], loc: &Loc, depth: u32) -> Format {
 /// `prefix/data/KEY` (torch.save) or `prefix/constants/KEY` (TorchScript) → `KEY`.
 fn storage_member(name: &str) -> Option<&str> {
     let (dir, key) = name.rsplit_once('/')?;
-    (dir.ends_with("data") || dir.ends_with("constants"))
+    let last = dir.rsplit('/').next().unwrap_or(dir);
+    (last == "data" || last == "constants")
         .then_some(key)
         .filter(|k| !k.is_empty() && !k.contains('.'))
 }
