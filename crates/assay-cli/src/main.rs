@@ -78,6 +78,8 @@ fn scan(a: ScanArgs) -> Result<ExitCode> {
         jobs: a.jobs.unwrap_or(0),
         fail_on,
         progress: bar.as_ref().map(|b| b as &dyn assay_scan::Progress),
+        // Only the JSON report carries file digests.
+        hash_files: a.format == OutputFormat::Json,
         ..Default::default()
     };
     let report = assay_scan::scan(&a.paths, &opts)?;

@@ -29,7 +29,7 @@ fn json(args: &[&str]) -> (i32, Value) {
     (out.status.code().unwrap(), v)
 }
 
-/// Every row of fixtures/expected*.tsv: malicious files exit 1 with the needle in a
+/// Every row of every fixtures/expected*.tsv: malicious files exit 1 with the needle in a
 /// critical or high finding; benign files exit 0.
 #[test]
 fn fixture_corpus_verdicts() {

@@ -130,6 +130,7 @@ pub struct FileEntry {
     pub path: String,
     pub format: String,
     pub size: u64,
+    /// Hex SHA-256 of the file (empty when the caller did not ask for digests).
     pub sha256: String,
     pub status: FileStatus,
 }
