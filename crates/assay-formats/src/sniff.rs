@@ -168,7 +168,14 @@ pub fn executable(data: &[u8]) -> Option<ExecutableKind> {
     None
 }
 
+/// Length of the header joblib < 0.10 wrote before a zlib stream: `ZF` and the data
+/// length as `0x…` hex padded to 19 characters.
+pub const JOBLIB_ZF_HEADER: usize = 21;
+
 pub fn compression(data: &[u8]) -> Option<Compression> {
+    if data.starts_with(b"ZF0x") && data.len() > JOBLIB_ZF_HEADER {
+        return Some(Compression::Zlib);
+    }
     if data.starts_with(b"\x1f\x8b\x08") {
         return Some(Compression::Gzip);
     }
