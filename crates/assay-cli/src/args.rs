@@ -17,6 +17,13 @@ pub enum Command {
     /// Exit codes: 0 nothing at or above --fail-on, 1 at least one such finding,
     /// 2 usage error or unreadable input.
     Scan(ScanArgs),
+    /// Sign a model folder in the OpenSSF model-signing format (a Sigstore bundle).
+    Sign(crate::cmd::sign::SignArgs),
+    /// Verify a model folder against a signature or a signed scan attestation.
+    ///
+    /// Exit codes: 0 verified, 1 verification failed (files modified, added or removed,
+    /// wrong key, malformed or untrusted signature), 2 usage error.
+    Verify(crate::cmd::sign::VerifyArgs),
     /// List every rule.
     Rules,
     /// Print a rule's documentation.
@@ -24,6 +31,9 @@ pub enum Command {
         /// Rule code, e.g. PKL001.
         code: String,
     },
+    /// AI firewall for OpenAI-compatible APIs: `serve` a scanning reverse proxy, `check`
+    /// texts offline, `train` the injection classifier.
+    Firewall(FirewallArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -46,6 +56,15 @@ pub struct ScanArgs {
     /// No progress bar; human output shows only findings at or above --fail-on.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Write a signed scan attestation (needs --key and exactly one model path).
+    #[arg(long, requires = "key")]
+    pub attest: bool,
+    /// PEM private key (ECDSA P-256/P-384/P-521) that signs the attestation.
+    #[arg(long, value_name = "KEY.pem", requires = "attest")]
+    pub key: Option<PathBuf>,
+    /// Where to write the attestation [default: assay-attestation.json].
+    #[arg(long, value_name = "PATH", requires = "attest")]
+    pub attestation: Option<PathBuf>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,4 +80,10 @@ pub enum FailOn {
     High,
     Medium,
     Low,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct FirewallArgs {
+    #[command(subcommand)]
+    pub command: crate::cmd::firewall::FirewallCommand,
 }

@@ -40,7 +40,10 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Scan(a) => cmd::scan::scan(a),
+        Command::Sign(a) => cmd::sign::sign(a),
+        Command::Verify(a) => cmd::sign::verify(a),
         Command::Rules => cmd::rules::list(),
         Command::Explain { code } => cmd::rules::explain(&code),
+        Command::Firewall(a) => cmd::firewall::run(a.command),
     }
 }

@@ -89,9 +89,11 @@ pub fn parse_header(data: &[u8]) -> Result<NpyHeader, NpyError> {
     let Lit::Dict(pairs) = lit else {
         return Err(NpyError::BadHeader("header is not a dict".into()));
     };
+    // A Python dict literal keeps the last of duplicate keys.
     let get = |k: &str| {
         pairs
             .iter()
+            .rev()
             .find(|(key, _)| *key == Lit::Str(k.into()))
             .map(|(_, v)| v)
     };
@@ -133,7 +135,9 @@ pub fn parse_header(data: &[u8]) -> Result<NpyHeader, NpyError> {
 
 fn descr_has_object(d: &Lit) -> bool {
     match d {
-        Lit::Str(s) => s.trim_start_matches(['<', '>', '|', '=']).starts_with('O'),
+        // Type codes never use `O` except for objects; comma-separated structured
+        // strings ('u1,O') and subarray strings ('(1,)O') hide it mid-string.
+        Lit::Str(s) => s.contains('O') || s.to_ascii_lowercase().contains("object"),
         // [(name, dtype), (name, dtype, shape), …]
         Lit::Seq(fields) => fields.iter().any(|f| match f {
             Lit::Seq(parts) => parts.get(1).is_some_and(descr_has_object),
@@ -161,9 +165,18 @@ struct Parser<'s> {
 }
 
 impl Parser<'_> {
+    /// Whitespace, line continuations and `#` comments (ast.literal_eval ignores them).
     fn ws(&mut self) {
-        while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
-            self.i += 1;
+        while let Some(&c) = self.s.get(self.i) {
+            if c.is_ascii_whitespace() || c == b'\\' {
+                self.i += 1;
+            } else if c == b'#' {
+                while self.s.get(self.i).is_some_and(|&c| c != b'\n') {
+                    self.i += 1;
+                }
+            } else {
+                break;
+            }
         }
     }
 
@@ -203,39 +216,37 @@ impl Parser<'_> {
                 let close = if c == b'(' { b')' } else { b']' };
                 self.i += 1;
                 let mut items = Vec::new();
+                let mut comma = false;
                 loop {
                     self.ws();
                     if self.s.get(self.i) == Some(&close) {
                         self.i += 1;
+                        // `(x)` is just x; `(x,)` and `[x]` are sequences.
+                        if c == b'(' && items.len() == 1 && !comma {
+                            return Ok(items.pop().unwrap_or(Lit::None));
+                        }
                         return Ok(Lit::Seq(items));
                     }
                     items.push(self.value(depth + 1)?);
                     self.ws();
                     match self.s.get(self.i) {
-                        Some(b',') => self.i += 1,
+                        Some(b',') => {
+                            comma = true;
+                            self.i += 1
+                        }
                         Some(x) if *x == close => {}
                         _ => return Err("expected ',' or closing bracket".into()),
                     }
                 }
             }
-            b'\'' | b'"' => {
-                self.i += 1;
+            _ if self.string_start().is_some() => {
+                // Adjacent string literals concatenate.
                 let mut out = String::new();
-                while let Some(&b) = self.s.get(self.i) {
-                    self.i += 1;
-                    if b == c {
-                        return Ok(Lit::Str(out));
-                    }
-                    if b == b'\\' {
-                        if let Some(&n) = self.s.get(self.i) {
-                            self.i += 1;
-                            out.push(n as char);
-                        }
-                        continue;
-                    }
-                    out.push(b as char);
+                while let Some(raw) = self.string_start() {
+                    out.push_str(&self.string(raw)?);
+                    self.ws();
                 }
-                Err("unterminated string".into())
+                Ok(Lit::Str(out))
             }
             _ => {
                 let start = self.i;
@@ -253,11 +264,152 @@ impl Parser<'_> {
                     // numpy writes `3L` in headers made by Python 2.
                     t => t
                         .trim_end_matches('L')
+                        .replace('_', "")
                         .parse::<i128>()
                         .map(Lit::Int)
                         .map_err(|_| format!("unexpected token {t:?}")),
                 }
             }
         }
+    }
+
+    /// At a string literal (with optional u/b/r prefixes)? Returns whether it is raw and
+    /// leaves the cursor on the opening quote.
+    fn string_start(&mut self) -> Option<bool> {
+        let mut j = self.i;
+        let mut raw = false;
+        while j < self.s.len()
+            && j - self.i < 2
+            && matches!(self.s[j].to_ascii_lowercase(), b'u' | b'b' | b'r')
+        {
+            raw |= self.s[j].eq_ignore_ascii_case(&b'r');
+            j += 1;
+        }
+        if matches!(self.s.get(j), Some(b'\'' | b'"')) {
+            self.i = j;
+            Some(raw)
+        } else {
+            None
+        }
+    }
+
+    fn string(&mut self, raw: bool) -> Result<String, String> {
+        let q = self.s[self.i];
+        let triple = self.s.get(self.i..self.i + 3) == Some(&[q, q, q][..]);
+        self.i += if triple { 3 } else { 1 };
+        let mut out = String::new();
+        loop {
+            let &b = self.s.get(self.i).ok_or("unterminated string")?;
+            if b == q && (!triple || self.s.get(self.i..self.i + 3) == Some(&[q, q, q][..])) {
+                self.i += if triple { 3 } else { 1 };
+                return Ok(out);
+            }
+            self.i += 1;
+            if b != b'\\' || raw {
+                out.push(b as char);
+                continue;
+            }
+            let &e = self.s.get(self.i).ok_or("unterminated escape")?;
+            self.i += 1;
+            let hex = |p: &mut Self, n: usize| -> Result<char, String> {
+                let h = p.s.get(p.i..p.i + n).ok_or("short escape")?;
+                p.i += n;
+                u32::from_str_radix(std::str::from_utf8(h).map_err(|e| e.to_string())?, 16)
+                    .ok()
+                    .and_then(char::from_u32)
+                    .ok_or_else(|| "bad escape".to_string())
+            };
+            match e {
+                b'n' => out.push('\n'),
+                b't' => out.push('\t'),
+                b'r' => out.push('\r'),
+                b'a' => out.push('\x07'),
+                b'b' => out.push('\x08'),
+                b'f' => out.push('\x0c'),
+                b'v' => out.push('\x0b'),
+                b'\n' => {}
+                b'x' => out.push(hex(self, 2)?),
+                b'u' => out.push(hex(self, 4)?),
+                b'U' => out.push(hex(self, 8)?),
+                b'0'..=b'7' => {
+                    let mut v = u32::from(e - b'0');
+                    for _ in 0..2 {
+                        match self.s.get(self.i) {
+                            Some(&d @ b'0'..=b'7') => {
+                                v = v * 8 + u32::from(d - b'0');
+                                self.i += 1;
+                            }
+                            _ => break,
+                        }
+                    }
+                    out.push(char::from_u32(v).unwrap_or('?'));
+                }
+                b'\\' | b'\'' | b'"' => out.push(e as char),
+                other => {
+                    out.push('\\');
+                    out.push(other as char);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(dict: &str) -> Vec<u8> {
+        let mut h = dict.as_bytes().to_vec();
+        h.push(b'\n');
+        let mut v = b"\x93NUMPY\x01\x00".to_vec();
+        v.extend((h.len() as u16).to_le_bytes());
+        v.extend(h);
+        v
+    }
+
+    #[test]
+    fn plain_header() {
+        let h = parse_header(&header(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }",
+        ))
+        .unwrap();
+        assert_eq!(h.shape, vec![3, 4]);
+        assert!(!h.has_object);
+        assert_eq!(h.data_len, Some(48));
+    }
+
+    #[test]
+    fn object_dtype_hidden_every_way_numpy_accepts() {
+        for d in [
+            "'|O'",
+            "'object'",
+            "'u1,O'",
+            "'(1,)O'",
+            "'\\x7cO'",
+            "'|' 'O'",
+            "u'|O'",
+            "[('a', '<f4'), ('b', '|O')]",
+            "('|O')",
+        ] {
+            let h = parse_header(&header(&format!(
+                "{{'descr': {d}, 'fortran_order': False, 'shape': (1,), }}"
+            )))
+            .unwrap();
+            assert!(h.has_object, "{d}");
+        }
+        let h = parse_header(&header(
+            "{'descr': '<f4', 'descr': '|O', 'fortran_order': False, 'shape': (1,)} # c",
+        ))
+        .unwrap();
+        assert!(h.has_object, "last duplicate key wins");
+    }
+
+    #[test]
+    fn field_names_do_not_count_as_types() {
+        let h = parse_header(&header(
+            "{'descr': [('Offset', '<f4')], 'fortran_order': False, 'shape': (1,), }",
+        ))
+        .unwrap();
+        assert!(!h.has_object);
     }
 }

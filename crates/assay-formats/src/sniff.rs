@@ -14,6 +14,14 @@ pub enum Sniffed {
     /// Starts with a byte that is a protocol 0/1 opcode: a pickle only if it parses.
     MaybePickle,
     Npy,
+    Safetensors,
+    Gguf,
+    /// An HDF5 file (signature at 0 or after a user block): legacy Keras `.h5` models.
+    Hdf5,
+    /// An ONNX `ModelProto` (see [`crate::onnx::sniff`]).
+    Onnx,
+    /// A TensorFlow protobuf: SavedModel, GraphDef or Keras metadata.
+    TensorFlow(crate::savedmodel::TfKind),
     Executable(ExecutableKind),
     /// A script with a `#!` interpreter line.
     Script,
@@ -59,11 +67,24 @@ pub fn sniff(data: &[u8]) -> Sniffed {
     {
         return Sniffed::Zip;
     }
+    // Before the compressors: a safetensors header length can start with a gzip or zlib
+    // signature (e.g. 560927 = 1f 8b 08 ..).
+    if crate::gguf::looks_like(data) {
+        return Sniffed::Gguf;
+    }
+    if crate::safetensors::looks_like(data) {
+        return Sniffed::Safetensors;
+    }
     if let Some(c) = compression(data) {
         return Sniffed::Compressed(c);
     }
     if data.starts_with(b"\x93NUMPY") {
         return Sniffed::Npy;
+    }
+    // At 0, or after a user block (which the HDF5 analyser scans as its own artifact);
+    // a tar whose first member is an HDF5 file stays a tar.
+    if crate::hdf5::signature_offset(data).is_some_and(|off| off == 0 || !is_tar(data)) {
+        return Sniffed::Hdf5;
     }
     if data.len() >= 2 && data[0] == opcodes::PROTO && data[1] <= opcodes::HIGHEST_PROTOCOL {
         return Sniffed::Pickle;
@@ -79,10 +100,19 @@ pub fn sniff(data: &[u8]) -> Sniffed {
     if crate::zip::find_eocd(data).is_some() {
         return Sniffed::Zip;
     }
-    if let Some(&b) = data.first() {
-        if opcodes::name(b).is_some() && maybe_protocol01_start(b) {
-            return Sniffed::MaybePickle;
-        }
+    // Protobufs before the protocol 0/1 guess: their first byte can be any field key,
+    // some of which are also pickle opcodes (a reordered ONNX file can start with 'B').
+    if crate::onnx::sniff(data) {
+        return Sniffed::Onnx;
+    }
+    if let Some(kind) = crate::savedmodel::sniff(data) {
+        return Sniffed::TensorFlow(kind);
+    }
+    if let Some(&b) = data.first()
+        && opcodes::name(b).is_some()
+        && maybe_protocol01_start(b)
+    {
+        return Sniffed::MaybePickle;
     }
     Sniffed::Unknown
 }
@@ -223,7 +253,8 @@ fn is_lzma_alone(data: &[u8]) -> bool {
         return false;
     }
     let dict = u32::from_le_bytes([data[1], data[2], data[3], data[4]]);
-    let dict_ok = dict.is_power_of_two() || (dict >> dict.trailing_zeros()) == 3;
+    // `checked_shr`: a zero dictionary size has 32 trailing zeros.
+    let dict_ok = dict.is_power_of_two() || dict.checked_shr(dict.trailing_zeros()) == Some(3);
     let size = u64::from_le_bytes([
         data[5], data[6], data[7], data[8], data[9], data[10], data[11], data[12],
     ]);
@@ -234,8 +265,24 @@ fn is_tar(data: &[u8]) -> bool {
     let Some(magic) = data.get(TAR_MAGIC_OFFSET..TAR_MAGIC_OFFSET + 5) else {
         return false;
     };
+    let header = data.get(..512).unwrap_or(&[]);
     if magic != b"ustar" {
-        return false;
+        return crate::tar::looks_like_v7_header(header);
     }
-    crate::tar::header_checksum_ok(data.get(..512).unwrap_or(&[]))
+    crate::tar::header_checksum_ok(header)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by `cargo fuzz run sniff`: an `.lzma` header with a zero dictionary size
+    /// shifted a u32 right by its 32 trailing zeros.
+    #[test]
+    fn lzma_header_with_zero_dictionary_size() {
+        let data = b"\x5d\x00\x00\x00\x00\x6e\x00\x00\x00\x00\x00\xc3\x2e";
+        assert!(!is_lzma_alone(data));
+        assert_eq!(compression(data), None);
+        assert!(!matches!(sniff(data), Sniffed::Compressed(_)));
+    }
 }

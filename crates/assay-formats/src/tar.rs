@@ -46,25 +46,35 @@ pub struct TarArchive {
     pub problems: Vec<String>,
 }
 
+/// The header checksum as Python's `tarfile` accepts it: the unsigned or the signed
+/// (old Sun tar) byte sum, with the checksum field counted as spaces.
 pub fn header_checksum_ok(h: &[u8]) -> bool {
-    if h.len() < BLOCK {
+    let Some(h) = h.get(..BLOCK) else {
         return false;
-    }
+    };
     let Some(stored) = parse_octal(&h[148..156]) else {
         return false;
     };
-    let sum: u64 = h
-        .iter()
-        .enumerate()
-        .map(|(i, &b)| {
-            if (148..156).contains(&i) {
-                32
-            } else {
-                u64::from(b)
-            }
-        })
-        .sum();
-    stored == sum
+    let (mut unsigned, mut signed) = (0u64, 0i64);
+    for (i, &b) in h.iter().enumerate() {
+        let b = if (148..156).contains(&i) { 32 } else { b };
+        unsigned += u64::from(b);
+        signed += i64::from(b as i8);
+    }
+    stored == unsigned || i64::try_from(stored).is_ok_and(|s| s == signed)
+}
+
+/// A V7 header (no `ustar` magic) as `tarfile` reads it: a valid checksum, a name, and
+/// octal mode and size fields.
+pub fn looks_like_v7_header(h: &[u8]) -> bool {
+    let Some(h) = h.get(..BLOCK) else {
+        return false;
+    };
+    let octal = |f: &[u8]| {
+        f.iter().all(|&b| matches!(b, b'0'..=b'7' | b' ' | 0))
+            && f.iter().any(|b| b.is_ascii_digit())
+    };
+    h[0] != 0 && octal(&h[100..108]) && octal(&h[124..136]) && header_checksum_ok(h)
 }
 
 fn parse_octal(f: &[u8]) -> Option<u64> {
@@ -234,10 +244,11 @@ fn pax_records(body: &[u8]) -> Vec<(String, String)> {
         else {
             break;
         };
-        if len == 0 || p + len > body.len() {
+        // The length counts the whole record, its own digits included: one shorter than
+        // its `"<len> "` prefix, or past the body, ends the records.
+        let Some(rec) = p.checked_add(len).and_then(|end| body.get(p + sp + 1..end)) else {
             break;
-        }
-        let rec = &body[p + sp + 1..p + len];
+        };
         let rec = rec.strip_suffix(b"\n").unwrap_or(rec);
         if let Some(eq) = rec.iter().position(|&b| b == b'=') {
             out.push((
@@ -248,4 +259,53 @@ fn pax_records(body: &[u8]) -> Vec<(String, String)> {
         p += len;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ustar header block with a valid checksum.
+    fn header(name: &[u8], size: usize, typeflag: u8) -> Vec<u8> {
+        let mut h = vec![0u8; BLOCK];
+        h[..name.len()].copy_from_slice(name);
+        h[100..108].copy_from_slice(b"0000644\0");
+        h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
+        h[156] = typeflag;
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        h
+    }
+
+    /// A PAX extended header holding `records`, then an empty member `a`.
+    fn pax_tar(records: &[u8]) -> Vec<u8> {
+        let mut t = header(b"./PaxHeaders/a", records.len(), b'x');
+        t.extend_from_slice(records);
+        t.resize(t.len().next_multiple_of(BLOCK), 0);
+        t.extend(header(b"a", 0, b'0'));
+        t
+    }
+
+    /// A PAX record whose length (1) is shorter than its own `"1 "` prefix sliced
+    /// `body[2..1]`, a panic in release builds too.
+    #[test]
+    fn pax_record_shorter_than_its_prefix() {
+        let records = b"1 x=y\n";
+        assert!(pax_records(records).is_empty());
+        let ar = parse(&pax_tar(records), &TarLimits::default());
+        assert_eq!(ar.members.len(), 1);
+        assert_eq!(ar.members[0].name, "a");
+    }
+
+    /// A second PAX record whose length is `usize::MAX`: `offset + length` overflowed.
+    #[test]
+    fn pax_record_length_overflow() {
+        let records = b"6 x=y\n18446744073709551615 z=w\n";
+        assert_eq!(pax_records(records), vec![("x".into(), "y".into())]);
+        let ar = parse(&pax_tar(records), &TarLimits::default());
+        assert_eq!(ar.members.len(), 1);
+    }
 }

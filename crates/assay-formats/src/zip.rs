@@ -112,18 +112,16 @@ fn u64le(d: &[u8], at: usize) -> Option<u64> {
 
 /// Offset of the end-of-central-directory record, searching backwards like Python.
 pub fn find_eocd(data: &[u8]) -> Option<usize> {
+    // Both Python's zipfile and miniz take the *last* signature in the final 64 KiB,
+    // whatever its comment length says; a comment running past the end is reported.
     if data.len() < EOCD_LEN {
         return None;
     }
     let lowest = data.len().saturating_sub(EOCD_LEN + MAX_COMMENT);
     let mut i = data.len() - EOCD_LEN;
     loop {
-        if &data[i..i + 4] == EOCD_SIG {
-            let comment = u16le(data, i + 20)? as usize;
-            // Python accepts trailing bytes after the comment; require the comment to fit.
-            if i + EOCD_LEN + comment <= data.len() {
-                return Some(i);
-            }
+        if data.get(i..i + 4) == Some(&EOCD_SIG[..]) {
+            return Some(i);
         }
         if i == lowest {
             return None;
@@ -140,6 +138,11 @@ pub fn parse(data: &[u8], limits: &ZipLimits) -> Result<ZipArchive, ZipError> {
     let mut cd_size = u32le(data, eocd + 12).ok_or_else(|| bad("short EOCD"))? as u64;
     let mut cd_offset = u32le(data, eocd + 16).ok_or_else(|| bad("short EOCD"))? as u64;
     let comment = u16le(data, eocd + 20).unwrap_or(0) as u64;
+    if eocd as u64 + EOCD_LEN as u64 + comment > data.len() as u64 {
+        ar.anomalies.push(format!(
+            "the end-of-central-directory comment ({comment} bytes) runs past the end of the file"
+        ));
+    }
     ar.trailing_len = (data.len() as u64).saturating_sub(eocd as u64 + EOCD_LEN as u64 + comment);
     let mut cd_end = eocd as u64;
     // Zip64: a locator just before the EOCD points at the zip64 EOCD record.
@@ -148,7 +151,7 @@ pub fn parse(data: &[u8], limits: &ZipLimits) -> Result<ZipArchive, ZipError> {
         // The locator's offset may be shifted by prepended data; search near it.
         let zpos = usize::try_from(z)
             .ok()
-            .filter(|p| data.get(*p..p + 4) == Some(ZIP64_EOCD_SIG))
+            .filter(|p| p.checked_add(4).and_then(|end| data.get(*p..end)) == Some(ZIP64_EOCD_SIG))
             .or_else(|| {
                 let guess = eocd.checked_sub(20 + 56)?;
                 (data.get(guess..guess + 4) == Some(ZIP64_EOCD_SIG)).then_some(guess)
@@ -181,10 +184,20 @@ pub fn parse(data: &[u8], limits: &ZipLimits) -> Result<ZipArchive, ZipError> {
     let mut p = actual_cd as usize;
     let cd_stop = cd_end as usize;
     let mut min_local = u64::MAX;
-    for _ in 0..count {
+    // Python's zipfile reads entries until the directory's size is used up; miniz trusts
+    // the count. Read every entry the directory holds, and report a disagreement.
+    let mut parsed: u64 = 0;
+    while p < cd_stop {
+        if ar.entries.len() >= limits.max_entries {
+            return Err(ZipError::TooManyEntries(limits.max_entries));
+        }
         if p + CDH_LEN > cd_stop || data.get(p..p + 4) != Some(CDH_SIG) {
+            if parsed >= count {
+                break;
+            }
             return Err(bad("central directory entry signature not found"));
         }
+        parsed += 1;
         let made_by = u16le(data, p + 4).unwrap_or(0);
         let flags = u16le(data, p + 8).unwrap_or(0);
         let method = u16le(data, p + 10).unwrap_or(0);
@@ -232,7 +245,8 @@ pub fn parse(data: &[u8], limits: &ZipLimits) -> Result<ZipArchive, ZipError> {
             crc32,
             compressed_size: csize,
             size: usize_,
-            local_offset: loff + concat,
+            // A zip64 offset near u64::MAX plus the prefix: saturate (no header is there).
+            local_offset: loff.saturating_add(concat),
             data_offset: None,
             unix_mode: (made_by >> 8 == 3).then_some(ext_attr >> 16),
             anomalies: Vec::new(),
@@ -242,10 +256,15 @@ pub fn parse(data: &[u8], limits: &ZipLimits) -> Result<ZipArchive, ZipError> {
         ar.entries.push(entry);
         p += CDH_LEN + nlen + elen + clen;
     }
+    if parsed != count {
+        ar.anomalies.push(format!(
+            "the end record counts {count} entries, the central directory holds {parsed} (readers disagree on which members exist)"
+        ));
+    }
     let prefix = if ar.entries.is_empty() {
-        concat
+        actual_cd
     } else {
-        min_local
+        min_local.min(actual_cd)
     };
     ar.prefix_len = prefix;
     if ar.trailing_len > 0 {
@@ -284,7 +303,7 @@ fn read_local_header(data: &[u8], e: &mut ZipEntry) {
             .push("local header offset past the end of the file".into());
         return;
     };
-    if data.get(off..off + 4) != Some(LFH_SIG) {
+    if off.checked_add(4).and_then(|end| data.get(off..end)) != Some(LFH_SIG) {
         e.anomalies
             .push("no local header at the offset the central directory gives".into());
         return;
@@ -387,6 +406,8 @@ pub fn extract_to<W: Write>(
         12 => std::io::copy(&mut bzip2::read::BzDecoder::new(raw), &mut w)
             .map(|_| ())
             .map_err(|err| err.to_string()),
+        // LZMA in zip: version (2), properties size (2), properties (5), raw stream.
+        14 => lzma_member(raw, e, &mut w),
         m => return Err(ZipReadError::UnsupportedMethod(m)),
     };
     if w.exceeded {
@@ -396,9 +417,72 @@ pub fn extract_to<W: Write>(
     Ok(w.written)
 }
 
+fn lzma_member<W: Write>(raw: &[u8], e: &ZipEntry, w: &mut W) -> Result<(), String> {
+    let psize = u16le(raw, 2).ok_or("short LZMA header")? as usize;
+    let props = raw
+        .get(4..4 + psize)
+        .filter(|p| p.len() == 5)
+        .ok_or("bad LZMA properties")?;
+    let body = raw.get(4 + psize..).ok_or("short LZMA member")?;
+    // Rebuild the .lzma header lzma-rs expects: properties, then the unpacked size (or
+    // "unknown" when the end-of-stream marker flag, bit 1, is set).
+    let mut stream = props.to_vec();
+    let size = if e.flags & 2 != 0 { u64::MAX } else { e.size };
+    stream.extend(size.to_le_bytes());
+    stream.extend_from_slice(body);
+    lzma_rs::lzma_decompress(&mut std::io::BufReader::new(&stream[..]), w)
+        .map_err(|err| err.to_string())
+}
+
 /// CRC-32 as zip computes it.
 pub fn crc32(bytes: &[u8]) -> u32 {
     let mut c = flate2::Crc::new();
     c.update(bytes);
     c.sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by `cargo fuzz run zip`: a zip64 locator whose record offset is
+    /// `u64::MAX - 3` overflowed `offset + 4` while looking for the zip64 EOCD record.
+    #[test]
+    fn zip64_locator_offset_near_max_does_not_overflow() {
+        let data = b"PK\x06\x07\x00\x00\x00\x00\xfc\xff\xff\xff\xff\xff\xff\xff\x01\x00\x00\x00\
+                     PK\x05\x06\x00\x00\x00\x00\x13\x00\x13\x00M\x06\x00\x00x\x19\x00\x00\x00\x00";
+        assert!(matches!(
+            parse(data, &ZipLimits::default()),
+            Err(ZipError::BadCentralDirectory(_))
+        ));
+    }
+
+    /// One central-directory entry whose zip64 extra field gives a local header offset
+    /// of `u64::MAX`: `offset + 4` overflowed when looking for the local header.
+    #[test]
+    fn zip64_local_offset_max_does_not_overflow() {
+        let data = b"PK\x01\x02\x14\x00-\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\
+                     \x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x0c\x00\x00\x00\x00\x00\x00\x00\
+                     \x00\x00\x00\x00\xff\xff\xff\xffa\x01\x00\x08\x00\xff\xff\xff\xff\xff\xff\
+                     \xff\xffPK\x05\x06\x00\x00\x00\x00\x01\x00\x01\x00;\x00\x00\x00\x00\x00\
+                     \x00\x00\x00\x00";
+        let ar = parse(data, &ZipLimits::default()).unwrap();
+        let e = &ar.entries[0];
+        assert_eq!(e.local_offset, u64::MAX);
+        assert_eq!(e.data_offset, None);
+        assert!(e.anomalies.iter().any(|a| a.contains("no local header")));
+    }
+
+    /// The same entry behind one byte of prepended data: `offset + prefix` overflowed.
+    #[test]
+    fn zip64_local_offset_max_plus_prefix_does_not_overflow() {
+        let data = b"XPK\x01\x02\x14\x00-\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\
+                     \x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x0c\x00\x00\x00\x00\x00\x00\x00\
+                     \x00\x00\x00\x00\xff\xff\xff\xffa\x01\x00\x08\x00\xff\xff\xff\xff\xff\
+                     \xff\xff\xffPK\x05\x06\x00\x00\x00\x00\x01\x00\x01\x00;\x00\x00\x00\x00\
+                     \x00\x00\x00\x00\x00";
+        let ar = parse(data, &ZipLimits::default()).unwrap();
+        assert_eq!(ar.entries[0].local_offset, u64::MAX);
+        assert_eq!(ar.entries[0].data_offset, None);
+    }
 }

@@ -95,6 +95,8 @@ pub fn scan(paths: &[PathBuf], opts: &ScanOptions) -> Result<Report, ScanError> 
         files.push(entry);
         findings.extend(f);
     }
+    // Folders as Hugging Face repositories: auto_map code, chat templates (crate::repo).
+    findings.extend(pool.install(|| crate::repo::scan(paths, &walked.inputs, &mut files, &opts.limits)));
     for l in walked.escaping_links {
         findings.push(Finding {
             rule: code::ARC002.into(),
@@ -225,11 +227,21 @@ pub enum Format {
     Cloudpickle,
     Npy,
     Npz,
+    Safetensors,
+    Gguf,
+    Keras,
+    KerasH5,
+    Hdf5,
+    Onnx,
+    TensorFlow(assay_formats::savedmodel::TfKind),
     Zip,
     Tar,
     Compressed(assay_formats::compress::Compression),
     Executable,
     Script,
+    Text,
+    Json,
+    Python,
     Unknown,
 }
 
@@ -247,6 +259,13 @@ impl Format {
             Format::Cloudpickle => "cloudpickle",
             Format::Npy => "numpy-npy",
             Format::Npz => "numpy-npz",
+            Format::Safetensors => "safetensors",
+            Format::Gguf => "gguf",
+            Format::Keras => "keras",
+            Format::KerasH5 => "keras-h5",
+            Format::Hdf5 => "hdf5",
+            Format::Onnx => "onnx",
+            Format::TensorFlow(k) => k.name(),
             Format::Zip => "zip",
             Format::Tar => "tar",
             Format::Compressed(C::Gzip) => "gzip",
@@ -257,6 +276,9 @@ impl Format {
             Format::Compressed(C::Lz4Frame) => "lz4",
             Format::Executable => "executable",
             Format::Script => "script",
+            Format::Text => "text",
+            Format::Json => "json",
+            Format::Python => "python",
             Format::Unknown => "unknown",
         }
     }
@@ -413,9 +435,17 @@ impl<'l> FileScan<'l> {
             Sniffed::Tar => crate::analyze::tar::scan(self, data, loc, depth),
             Sniffed::Compressed(c) => crate::analyze::compressed::scan(self, c, data, loc, depth),
             Sniffed::Npy => crate::analyze::npy::scan(self, data, loc, depth),
+            Sniffed::Safetensors => crate::analyze::safetensors::scan(self, data, loc, depth),
+            Sniffed::Gguf => crate::analyze::gguf::scan(self, data, loc, depth),
+            Sniffed::Hdf5 => crate::analyze::keras::scan_hdf5(self, data, loc, depth),
+            Sniffed::Onnx => crate::analyze::onnx::scan(self, data, loc, depth),
+            Sniffed::TensorFlow(k) => crate::analyze::savedmodel::scan(self, k, data, loc, depth),
             Sniffed::Pickle => crate::analyze::pickle::scan(self, data, loc, depth, true),
-            Sniffed::MaybePickle => crate::analyze::pickle::scan(self, data, loc, depth, false),
-            Sniffed::Unknown => Format::Unknown,
+            Sniffed::MaybePickle => match crate::analyze::pickle::scan(self, data, loc, depth, false) {
+                Format::Unknown => crate::analyze::text::scan(self, data, loc, depth),
+                f => f,
+            },
+            Sniffed::Unknown => crate::analyze::text::scan(self, data, loc, depth),
         }
     }
 

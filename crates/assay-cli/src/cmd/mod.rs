@@ -1,4 +1,6 @@
 //! One module per command.
 
+pub mod firewall;
 pub mod rules;
 pub mod scan;
+pub mod sign;

@@ -9,6 +9,8 @@ use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
 pub fn scan(a: ScanArgs) -> Result<ExitCode> {
+    // Signed scan attestation (cmd/sign.rs): set up first so a bad key fails early.
+    let attest = crate::cmd::sign::ScanAttest::prepare(&a)?;
     let fail_on = a.fail_on.severity();
     let bar = (!a.quiet && io::stderr().is_terminal()).then(progress::Bar::new);
     let opts = assay_scan::ScanOptions {
@@ -16,7 +18,7 @@ pub fn scan(a: ScanArgs) -> Result<ExitCode> {
         fail_on,
         progress: bar.as_ref().map(|b| b as &dyn assay_scan::Progress),
         // Only the JSON report carries file digests.
-        hash_files: a.format == OutputFormat::Json,
+        hash_files: a.format == OutputFormat::Json || attest.is_some(),
         ..Default::default()
     };
     let report = assay_scan::scan(&a.paths, &opts)?;
@@ -44,6 +46,9 @@ pub fn scan(a: ScanArgs) -> Result<ExitCode> {
         OutputFormat::Sarif => render_sarif(&report, assay_scan::rules::all(), &mut sink)?,
     }
     sink.flush()?;
+    if let Some(attest) = attest {
+        attest.write(&report)?;
+    }
     Ok(match report.summary.verdict {
         Verdict::Pass => ExitCode::SUCCESS,
         Verdict::Fail => ExitCode::from(1),

@@ -35,8 +35,11 @@ const IMPORT_MAPPING: &[(&str, &str)] = &[
     ("ConfigParser", "configparser"),
 ];
 
+/// A `(module, name)` pair.
+type Name = (&'static str, &'static str);
+
 /// (module, name) renames (`NAME_MAPPING`).
-const NAME_MAPPING: &[((&str, &str), (&str, &str))] = &[
+const NAME_MAPPING: &[(Name, Name)] = &[
     (("__builtin__", "xrange"), ("builtins", "range")),
     (("__builtin__", "reduce"), ("functools", "reduce")),
     (("__builtin__", "intern"), ("sys", "intern")),

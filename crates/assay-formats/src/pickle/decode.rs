@@ -3,20 +3,60 @@
 //! `io.BytesIO`, `bytes(...)`, `_codecs.encode(s, 'latin1')`. Everything else is opaque.
 
 use super::value::{Obj, Value};
-use crate::compress::{Compression, decompress_vec};
+use crate::compress::{Compression, DecompressError, decompress_to};
 use base64::Engine;
+use std::cell::Cell;
 
 const MAX_EVAL_DEPTH: usize = 16;
 
 pub struct Evaluator<'r, 'a> {
     pub objs: &'r [Obj<'a>],
+    /// Largest value (result or intermediate) kept.
     pub max_len: usize,
+    /// Bytes the evaluator may still copy or decompress, over all its evaluations and
+    /// whether or not they succeed: a stream can hand the same data (or the same bomb)
+    /// to a loader many times.
+    pub budget: Cell<usize>,
+    /// Set when an evaluation gave up because `budget` ran out.
+    pub exhausted: Cell<bool>,
 }
 
 impl<'r, 'a> Evaluator<'r, 'a> {
+    pub fn new(objs: &'r [Obj<'a>], max_len: usize, budget: usize) -> Self {
+        Evaluator {
+            objs,
+            max_len,
+            budget: Cell::new(budget),
+            exhausted: Cell::new(false),
+        }
+    }
+
+    /// Takes `n` bytes from the budget; false (and `exhausted` set) when they are not there.
+    fn draw(&self, n: usize) -> bool {
+        match self.budget.get().checked_sub(n) {
+            Some(left) => {
+                self.budget.set(left);
+                true
+            }
+            None => {
+                self.exhausted.set(true);
+                false
+            }
+        }
+    }
+
     /// The bytes a value evaluates to, when that can be known without running anything.
     pub fn bytes(&self, v: &Value<'a>) -> Option<Vec<u8>> {
         self.eval(v, 0)
+    }
+
+    /// The text a value evaluates to (a constant, or a pure decoder call on one).
+    pub fn string(&self, v: &Value<'a>) -> Option<String> {
+        match v {
+            Value::Str(s) => Some(s.to_string()),
+            Value::Ref(_) => String::from_utf8(self.eval(v, 0)?).ok(),
+            _ => None,
+        }
     }
 
     fn eval(&self, v: &Value<'a>, depth: usize) -> Option<Vec<u8>> {
@@ -24,10 +64,13 @@ impl<'r, 'a> Evaluator<'r, 'a> {
             return None;
         }
         match v {
-            Value::Bytes(b) => (b.len() <= self.max_len).then(|| b.to_vec()),
+            Value::Bytes(b) => (b.len() <= self.max_len && self.draw(b.len())).then(|| b.to_vec()),
             // Decoders accept ASCII str as well as bytes.
-            Value::Str(s) => (s.len() <= self.max_len).then(|| s.as_bytes().to_vec()),
+            Value::Str(s) => {
+                (s.len() <= self.max_len && self.draw(s.len())).then(|| s.as_bytes().to_vec())
+            }
             Value::Ref(id) => match self.objs.get(*id as usize)? {
+                Obj::List(items) if items.len() > self.max_len || !self.draw(items.len()) => None,
                 Obj::List(items) => items
                     .iter()
                     .map(|i| match i {
@@ -71,7 +114,7 @@ impl<'r, 'a> Evaluator<'r, 'a> {
                             } else {
                                 Compression::Lzma
                             };
-                            decompress_vec(kind, &data, self.max_len as u64).ok()
+                            self.inflate(kind, &data)
                         }
                         "codecs.encode" | "codecs.decode" => {
                             let data = self.eval(arg(0)?, depth + 1)?;
@@ -93,14 +136,10 @@ impl<'r, 'a> Evaluator<'r, 'a> {
                                 "base64" | "base64codec" => b64(&data, false),
                                 "hex" | "hexcodec" => unhex(&data),
                                 "zlib" | "zlibcodec" | "zip" => {
-                                    decompress_vec(Compression::Zlib, &data, self.max_len as u64)
-                                        .ok()
+                                    self.inflate(Compression::Zlib, &data)
                                 }
-                                "bz2" | "bz2codec" => {
-                                    decompress_vec(Compression::Bzip2, &data, self.max_len as u64)
-                                        .ok()
-                                }
-                                "rot13" => None,
+                                "bz2" | "bz2codec" => self.inflate(Compression::Bzip2, &data),
+                                "rot13" | "rot" => Some(rot13(&data)),
                                 _ => None,
                             }
                         }
@@ -116,7 +155,24 @@ impl<'r, 'a> Evaluator<'r, 'a> {
 
     fn decompress(&self, kind: Compression, v: &Value<'a>, depth: usize) -> Option<Vec<u8>> {
         let data = self.eval(v, depth + 1)?;
-        decompress_vec(kind, &data, self.max_len as u64).ok()
+        self.inflate(kind, &data)
+    }
+
+    /// Decompresses at most `max_len` bytes (and no more than the budget holds); what it
+    /// produces is drawn from the budget even when the stream turns out to be corrupt.
+    fn inflate(&self, kind: Compression, data: &[u8]) -> Option<Vec<u8>> {
+        let limit = self.max_len.min(self.budget.get());
+        let mut out = Vec::new();
+        let res = decompress_to(kind, data, &mut out, limit as u64);
+        self.draw(out.len());
+        match res {
+            Ok(_) => Some(out),
+            Err(DecompressError::LimitExceeded { .. }) if limit < self.max_len => {
+                self.exhausted.set(true);
+                None
+            }
+            Err(_) => None,
+        }
     }
 }
 
@@ -134,6 +190,16 @@ pub fn canonical(module: &str, name: &str) -> String {
     } else {
         format!("{m}.{name}")
     }
+}
+
+fn rot13(data: &[u8]) -> Vec<u8> {
+    data.iter()
+        .map(|&c| match c {
+            b'a'..=b'z' => (c - b'a' + 13) % 26 + b'a',
+            b'A'..=b'Z' => (c - b'A' + 13) % 26 + b'A',
+            _ => c,
+        })
+        .collect()
 }
 
 fn b64(data: &[u8], urlsafe: bool) -> Option<Vec<u8>> {

@@ -34,7 +34,9 @@ pub struct PickleLimits {
     pub max_calls: usize,
     /// Globals recorded.
     pub max_globals: usize,
-    /// Size of a payload decoded statically for a nested scan.
+    /// Size of a payload decoded statically for a nested scan. All the payloads of a
+    /// stream together (and the work of evaluating them) may take the stream's own size
+    /// plus this much.
     pub max_decoded: usize,
     /// Pickles concatenated in one stream.
     pub max_pickles: u32,
@@ -71,14 +73,81 @@ struct Stop {
 
 type Step<T> = Result<T, Stop>;
 
+/// Values looked at when collecting one call's constant string arguments: tuples are
+/// shared, so nesting alone does not bound the walk.
+const MAX_STRING_SCAN: usize = 1024;
+
+/// Bytes one static evaluation of a global's name may copy or decompress.
+const MAX_NAME_EVAL: usize = 4096;
+
 /// Analyses every pickle in `data`, starting at offset 0.
+///
+/// A stream with joblib array wrappers means different things to `joblib.load` (which
+/// reads array bytes inline after each wrapper) and to `pickle.load`/`torch.load` (which
+/// read those bytes as opcodes): both readings are analysed and their calls merged.
 pub fn analyze(data: &[u8], limits: &PickleLimits) -> PickleAnalysis {
+    let mut out = analyze_stream(data, limits, true);
+    if !out.inline_arrays.is_empty() {
+        let plain = analyze_stream(data, limits, false);
+        merge_reading(&mut out, plain);
+    }
+    out
+}
+
+/// Adds what the other reading of the stream names; its structural complaints (array
+/// bytes read as opcodes) are not the file's.
+fn merge_reading(out: &mut PickleAnalysis, other: PickleAnalysis) {
+    for c in other.calls {
+        if !out
+            .calls
+            .iter()
+            .any(|x| x.offset == c.offset && x.callable == c.callable)
+        {
+            out.calls.push(c);
+        }
+    }
+    for g in other.globals {
+        if !out
+            .globals
+            .iter()
+            .any(|x| x.offset == g.offset && x.module == g.module && x.name == g.name)
+        {
+            out.globals.push(g);
+        }
+    }
+    for n in other.nested {
+        if !out.nested.iter().any(|x| x.offset == n.offset) {
+            out.nested.push(n);
+        }
+    }
+    for e in other.extensions {
+        if !out.extensions.contains(&e) {
+            out.extensions.push(e);
+        }
+    }
+    for a in other.anomalies {
+        let relevant = matches!(
+            a.kind,
+            AnomalyKind::BuildOnGlobal | AnomalyKind::DunderState | AnomalyKind::ComputedName
+        );
+        if relevant
+            && !out
+                .anomalies
+                .iter()
+                .any(|x| x.offset == a.offset && x.kind == a.kind)
+        {
+            out.anomalies.push(a);
+        }
+    }
+}
+
+fn analyze_stream(data: &[u8], limits: &PickleLimits, joblib_arrays: bool) -> PickleAnalysis {
     let mut out = PickleAnalysis::default();
     let mut pos = 0usize;
     loop {
         let first = out.pickles == 0;
         let mark = Snapshot::of(&out);
-        match run_one(data, pos, limits, &mut out, 0) {
+        match run_one(data, pos, limits, &mut out, 0, joblib_arrays) {
             Ok(end) => {
                 out.pickles += 1;
                 if !first {
@@ -133,7 +202,7 @@ pub fn analyze(data: &[u8], limits: &PickleLimits) -> PickleAnalysis {
 /// just after its `STOP` (or where it broke).
 pub fn analyze_one(data: &[u8], start: usize, limits: &PickleLimits) -> (PickleAnalysis, usize) {
     let mut out = PickleAnalysis::default();
-    match run_one(data, start, limits, &mut out, 0) {
+    match run_one(data, start, limits, &mut out, 0, true) {
         Ok(end) => {
             out.pickles = 1;
             out.end = end as u64;
@@ -203,6 +272,7 @@ fn run_one(
     limits: &PickleLimits,
     out: &mut PickleAnalysis,
     depth: u32,
+    joblib_arrays: bool,
 ) -> Step<usize> {
     let mut m = Machine {
         data,
@@ -217,6 +287,9 @@ fn run_one(
         frame_reported: false,
         scalars_stored: 0,
         inline_depth: depth,
+        ext_registry: HashMap::new(),
+        joblib_arrays,
+        dunder_checked: HashMap::new(),
     };
     m.run()
 }
@@ -234,6 +307,14 @@ struct Machine<'a, 'o> {
     frame_reported: bool,
     scalars_stored: usize,
     inline_depth: u32,
+    /// Extension codes registered by the stream itself (into copyreg's registry).
+    ext_registry: HashMap<u32, (String, String)>,
+    /// Whether `BUILD` of a joblib `NumpyArrayWrapper` reads inline array data (as
+    /// `joblib.load` does) or not (as `pickle.load`/`torch.load` do).
+    joblib_arrays: bool,
+    /// Per dict used as `BUILD` state: how many of its pairs were already checked for
+    /// dunder keys (dicts only grow, so each pair is checked once).
+    dunder_checked: HashMap<u32, usize>,
 }
 
 fn malformed(offset: usize, detail: impl Into<String>) -> Stop {
@@ -269,8 +350,8 @@ impl<'a, 'o> Machine<'a, 'o> {
                 kind: AnomalyKind::Truncated,
                 detail: format!("pickle data was truncated: {n} bytes needed at offset {start}"),
             })?;
-        if let Some(fe) = self.frame_end {
-            if start < fe && end > fe && !self.frame_reported {
+        if let Some(fe) = self.frame_end
+            && start < fe && end > fe && !self.frame_reported {
                 self.frame_reported = true;
                 self.out.anomalies.push(Anomaly {
                     offset: start as u64,
@@ -281,7 +362,6 @@ impl<'a, 'o> Machine<'a, 'o> {
                     ),
                 });
             }
-        }
         self.pos = end;
         Ok(&self.data[start..end])
     }
@@ -460,34 +540,56 @@ impl<'a, 'o> Machine<'a, 'o> {
         }
     }
 
-    fn collect_strings(&self, v: &Value<'a>, out: &mut Vec<String>, depth: usize) {
-        if depth > 4 || out.len() >= 16 {
+    fn collect_strings(
+        &self,
+        v: &Value<'a>,
+        out: &mut Vec<String>,
+        depth: usize,
+        budget: &mut usize,
+    ) {
+        if depth > 4 || out.len() >= 16 || *budget == 0 {
             return;
         }
+        *budget -= 1;
         match v {
             Value::Str(s) => out.push(s.chars().take(512).collect()),
             Value::Bytes(b) if b.len() <= 512 && b.iter().all(|c| (0x20..0x7f).contains(c)) => {
                 out.push(String::from_utf8_lossy(b).into_owned())
             }
-            Value::Tuple(items) => items
-                .iter()
-                .for_each(|i| self.collect_strings(i, out, depth + 1)),
+            Value::Tuple(items) => self.collect_strings_in(items.iter(), out, depth + 1, budget),
             Value::Ref(id) => match self.objs.get(*id as usize) {
-                Some(Obj::List(items)) | Some(Obj::Set(items)) => items
-                    .iter()
-                    .take(64)
-                    .for_each(|i| self.collect_strings(i, out, depth + 1)),
-                Some(Obj::Dict(pairs)) => pairs.iter().take(64).for_each(|(k, v)| {
-                    self.collect_strings(k, out, depth + 1);
-                    self.collect_strings(v, out, depth + 1)
-                }),
-                Some(Obj::Call(c)) => c
-                    .args
-                    .iter()
-                    .for_each(|i| self.collect_strings(i, out, depth + 1)),
+                Some(Obj::List(items)) | Some(Obj::Set(items)) => {
+                    self.collect_strings_in(items.iter().take(64), out, depth + 1, budget)
+                }
+                Some(Obj::Dict(pairs)) => {
+                    let kv = pairs.iter().take(64).flat_map(|(k, v)| [k, v]);
+                    self.collect_strings_in(kv, out, depth + 1, budget)
+                }
+                Some(Obj::Call(c)) => {
+                    self.collect_strings_in(c.args.iter(), out, depth + 1, budget)
+                }
                 None => {}
             },
             _ => {}
+        }
+    }
+
+    /// [`Self::collect_strings`] over a sequence, stopping as soon as the budget is spent
+    /// (a sequence may be far longer than the budget).
+    fn collect_strings_in<'v>(
+        &self,
+        items: impl Iterator<Item = &'v Value<'a>>,
+        out: &mut Vec<String>,
+        depth: usize,
+        budget: &mut usize,
+    ) where
+        'a: 'v,
+    {
+        for v in items {
+            if *budget == 0 || out.len() >= 16 {
+                return;
+            }
+            self.collect_strings(v, out, depth, budget);
         }
     }
 
@@ -505,12 +607,8 @@ impl<'a, 'o> Machine<'a, 'o> {
         }
         let evidence = self.renderer().call(callable, args, kwargs);
         let mut string_args = Vec::new();
-        for a in args {
-            self.collect_strings(a, &mut string_args, 0);
-        }
-        if let Some(kw) = kwargs {
-            self.collect_strings(kw, &mut string_args, 0);
-        }
+        let mut budget = MAX_STRING_SCAN;
+        self.collect_strings_in(args.iter().chain(kwargs), &mut string_args, 0, &mut budget);
         let no_args = args.is_empty() && kwargs.is_none_or(|k| self.is_empty_container(k));
         self.out.calls.push(PickleCall {
             offset: at as u64,
@@ -533,10 +631,10 @@ impl<'a, 'o> Machine<'a, 'o> {
     /// Rebuild helpers that call or instantiate one of their arguments: what they call is
     /// recorded as a call of its own, so the rules judge it like any other.
     fn derived_calls(&mut self, at: usize, qn: &str, args: &[Value<'a>]) -> Step<()> {
-        let tuple_items = |v: Option<&Value<'a>>| -> Vec<Value<'a>> {
+        let tuple_items = |v: Option<&Value<'a>>| -> Rc<[Value<'a>]> {
             match v {
-                Some(Value::Tuple(t)) => t.to_vec(),
-                _ => Vec::new(),
+                Some(Value::Tuple(t)) => t.clone(),
+                _ => Rc::new([]),
             }
         };
         match qn {
@@ -577,6 +675,27 @@ impl<'a, 'o> Machine<'a, 'o> {
                     self.record(at, CallKind::Reconstruct, ty, &[], None)?;
                 }
             }
+            // numpy's RandomState/Generator unpickle helpers call the bit-generator
+            // constructor they are given; sklearn's Cython `newObj(cls)` builds `cls`.
+            "numpy.random._pickle.__generator_ctor"
+            | "numpy.random._pickle.__randomstate_ctor"
+            | "numpy.random._pickle.__bit_generator_ctor" => {
+                // Only names are called (a class or a constructor function); objects
+                // already built are used as they are.
+                for a in args.iter().filter(|v| {
+                    matches!(
+                        v,
+                        Value::Global(_) | Value::Dynamic(_) | Value::Extension(_)
+                    )
+                }) {
+                    self.record(at, CallKind::Indirect, a, &[], None)?;
+                }
+            }
+            q if q.ends_with(".newObj") => {
+                if let Some(cls) = args.first().filter(|v| Self::is_callable_like(v)) {
+                    self.record(at, CallKind::Reconstruct, cls, &[], None)?;
+                }
+            }
             "torch._utils._rebuild_wrapper_subclass" => {
                 if let Some(cls) = args.first().filter(|v| Self::is_callable_like(v)) {
                     self.record(at, CallKind::Reconstruct, cls, &[], None)?;
@@ -593,7 +712,7 @@ impl<'a, 'o> Machine<'a, 'o> {
         at: usize,
         kind: CallKind,
         callable: Value<'a>,
-        args: Vec<Value<'a>>,
+        args: Rc<[Value<'a>]>,
         kwargs: Option<Value<'a>>,
     ) -> Step<Value<'a>> {
         self.record(at, kind, &callable, &args, kwargs.as_ref())?;
@@ -629,14 +748,22 @@ impl<'a, 'o> Machine<'a, 'o> {
                 _ => {}
             }
             self.derived_calls(at, &qn, &args)?;
-            self.nested_payload(at, &qn, &args);
+            self.nested_payload(at, &qn, &args)?;
         }
-        let args: Rc<[Value<'a>]> = args.into();
         self.alloc(Obj::Call(CallObj {
             callable,
             args,
             state: None,
         }))
+    }
+
+    /// The string a value evaluates to statically (a constant, or a pure decoder call).
+    fn eval_str(&self, v: &Value<'a>) -> Option<String> {
+        match v {
+            Value::Str(s) => Some(s.to_string()),
+            Value::Ref(_) => Evaluator::new(&self.objs, MAX_NAME_EVAL, 4 * MAX_NAME_EVAL).string(v),
+            _ => None,
+        }
     }
 
     fn is_empty_container(&self, v: &Value<'a>) -> bool {
@@ -653,7 +780,7 @@ impl<'a, 'o> Machine<'a, 'o> {
     }
 
     /// Deserializers whose argument is itself an artifact to scan.
-    fn nested_payload(&mut self, at: usize, qn: &str, args: &[Value<'a>]) {
+    fn nested_payload(&mut self, at: usize, qn: &str, args: &[Value<'a>]) -> Step<()> {
         const LOADERS: &[&str] = &[
             "pickle.loads",
             "pickle._loads",
@@ -683,20 +810,35 @@ impl<'a, 'o> Machine<'a, 'o> {
             "shelve.open",
         ];
         if !LOADERS.contains(&qn) {
-            return;
+            return Ok(());
         }
-        let Some(first) = args.first() else { return };
-        let eval = Evaluator {
-            objs: &self.objs,
-            max_len: self.limits.max_decoded,
+        let Some(first) = args.first() else {
+            return Ok(());
         };
-        if let Some(data) = eval.bytes(first) {
+        let max_decoded = self.limits.max_decoded as u64;
+        let budget = (self.data.len() as u64)
+            .saturating_add(max_decoded)
+            .saturating_sub(self.out.decoded);
+        let eval = Evaluator::new(
+            &self.objs,
+            self.limits.max_decoded,
+            usize::try_from(budget).unwrap_or(usize::MAX),
+        );
+        let data = eval.bytes(first);
+        self.out.decoded += budget - eval.budget.get() as u64;
+        if eval.exhausted.get() {
+            return Err(self.limit(format!(
+                "loader arguments decode to more than the stream's size plus {max_decoded} bytes"
+            )));
+        }
+        if let Some(data) = data {
             self.out.nested.push(NestedPayload {
                 offset: at as u64,
                 loader: qn.to_string(),
                 data,
             });
         }
+        Ok(())
     }
 
     // ---- the loop ------------------------------------------------------------------
@@ -707,11 +849,10 @@ impl<'a, 'o> Machine<'a, 'o> {
                 return Err(self.limit(format!("more than {} opcodes", self.limits.max_opcodes)));
             }
             self.out.opcodes += 1;
-            if let Some(fe) = self.frame_end {
-                if self.pos >= fe {
+            if let Some(fe) = self.frame_end
+                && self.pos >= fe {
                     self.frame_end = None;
                 }
-            }
             let at = self.pos;
             let code = self.read_u8()?;
             if op::name(code).is_none() {
@@ -749,8 +890,8 @@ impl<'a, 'o> Machine<'a, 'o> {
                         detail: format!("FRAME of {n} bytes runs past the end of the data"),
                     });
                 }
-                if let Some(fe) = self.frame_end {
-                    if start < fe && !self.frame_reported {
+                if let Some(fe) = self.frame_end
+                    && start < fe && !self.frame_reported {
                         self.frame_reported = true;
                         self.out.anomalies.push(Anomaly {
                             offset: at as u64,
@@ -758,7 +899,6 @@ impl<'a, 'o> Machine<'a, 'o> {
                             detail: "a FRAME begins before the end of the current frame".into(),
                         });
                     }
-                }
                 self.frame_end = Some(start + n as usize);
             }
             op::MARK => {
@@ -771,12 +911,11 @@ impl<'a, 'o> Machine<'a, 'o> {
             }
             op::POP => {
                 // CPython: POP with a mark at the top of the stack pops the mark.
-                if let Some(&m) = self.marks.last() {
-                    if m >= self.stack.len() {
+                if let Some(&m) = self.marks.last()
+                    && m >= self.stack.len() {
                         self.marks.pop();
                         return Ok(());
                     }
-                }
                 if self.stack.is_empty() {
                     return Err(malformed(at, "unpickling stack underflow"));
                 }
@@ -796,6 +935,7 @@ impl<'a, 'o> Machine<'a, 'o> {
             op::NEWFALSE => self.push(Value::Bool(false))?,
             op::INT => {
                 let line = self.read_line()?;
+                let line = until_nul(line);
                 let v = match line {
                     b"00" => Value::Bool(false),
                     b"01" => Value::Bool(true),
@@ -805,15 +945,16 @@ impl<'a, 'o> Machine<'a, 'o> {
             }
             op::LONG => {
                 let line = self.read_line()?;
+                let line = until_nul(line);
                 let line = line.strip_suffix(b"L").unwrap_or(line);
                 let v = parse_int(line).ok_or_else(|| malformed(at, "invalid literal for LONG"))?;
                 self.push(v)?;
             }
             op::FLOAT => {
                 let line = self.read_line()?;
-                let f = std::str::from_utf8(line)
+                let f = std::str::from_utf8(until_nul(line))
                     .ok()
-                    .and_then(|s| s.trim().parse::<f64>().ok());
+                    .and_then(|s| parse_float(s.trim()));
                 self.push(Value::Float(
                     f.ok_or_else(|| malformed(at, "invalid literal for FLOAT"))?,
                 ))?;
@@ -1017,6 +1158,20 @@ impl<'a, 'o> Machine<'a, 'o> {
                         let (m, n) = (m.to_string(), n.to_string());
                         self.global(&m, &n, "STACK_GLOBAL", at)?
                     }
+                    (m, n) if self.eval_str(m).is_some() && self.eval_str(n).is_some() => {
+                        // Names computed by pure functions (`_codecs.encode('bf', 'rot13')`)
+                        // are evaluated: the callable is named, and the trick reported.
+                        let (m, n) = (
+                            self.eval_str(m).unwrap_or_default(),
+                            self.eval_str(n).unwrap_or_default(),
+                        );
+                        self.out.anomalies.push(Anomaly {
+                            offset: at as u64,
+                            kind: AnomalyKind::ComputedName,
+                            detail: format!("STACK_GLOBAL operands computed at load time: {m}.{n}"),
+                        });
+                        self.global(&m, &n, "STACK_GLOBAL", at)?
+                    }
                     _ => {
                         let r = self.renderer();
                         let desc = format!(
@@ -1048,7 +1203,13 @@ impl<'a, 'o> Machine<'a, 'o> {
                     return Err(malformed(at, "EXT specifies code <= 0"));
                 }
                 self.out.extensions.push((at as u64, c));
-                self.push(Value::Extension(c))?;
+                match self.ext_registry.get(&c).cloned() {
+                    Some((m, n)) => {
+                        let g = self.global(&m, &n, "EXT", at)?;
+                        self.push(g)?;
+                    }
+                    None => self.push(Value::Extension(c))?,
+                }
             }
             op::REDUCE => {
                 let args = self.pop(at)?;
@@ -1078,7 +1239,7 @@ impl<'a, 'o> Machine<'a, 'o> {
                 let k = self.pop_mark(at)?;
                 let args = self.pop_to(k, at)?;
                 let cls = self.global(&module, &name, "INST", at)?;
-                let v = self.call(at, CallKind::Instantiate, cls, args, None)?;
+                let v = self.call(at, CallKind::Instantiate, cls, args.into(), None)?;
                 self.push(v)?;
             }
             op::OBJ => {
@@ -1088,7 +1249,7 @@ impl<'a, 'o> Machine<'a, 'o> {
                 }
                 let mut items = self.pop_to(k, at)?;
                 let cls = items.remove(0);
-                let v = self.call(at, CallKind::Instantiate, cls, items, None)?;
+                let v = self.call(at, CallKind::Instantiate, cls, items.into(), None)?;
                 self.push(v)?;
             }
             op::BUILD => {
@@ -1130,11 +1291,13 @@ impl<'a, 'o> Machine<'a, 'o> {
         Ok(())
     }
 
-    fn args_of(&self, args: Value<'a>) -> Vec<Value<'a>> {
+    /// The arguments of a call: a tuple is shared, not copied (the same large tuple may be
+    /// handed to many calls).
+    fn args_of(&self, args: Value<'a>) -> Rc<[Value<'a>]> {
         match args {
-            Value::Tuple(t) => t.to_vec(),
+            Value::Tuple(t) => t,
             // CPython raises for non-tuple arguments; keep the value as the evidence.
-            other => vec![other],
+            other => Rc::new([other]),
         }
     }
 
@@ -1174,16 +1337,44 @@ impl<'a, 'o> Machine<'a, 'o> {
         if x > len || x <= self.fence() || x == 0 {
             return Err(malformed(at, "unpickling stack underflow"));
         }
-        if (len - x) % 2 != 0 {
+        if !(len - x).is_multiple_of(2) {
             return Err(malformed(at, "odd number of items for SETITEMS"));
         }
         let items = self.stack.split_off(x);
         let target = self.stack[x - 1].clone();
         let pairs = self.pairs(items);
-        if let Value::Ref(id) = target {
-            if let Some(Obj::Dict(d)) = self.objs.get_mut(id as usize) {
-                d.extend(pairs);
+        match target {
+            Value::Ref(id) => {
+                if let Some(Obj::Dict(d)) = self.objs.get_mut(id as usize) {
+                    d.extend(pairs);
+                }
             }
+            Value::Global(g) => {
+                // Item assignment into a module-level object: a registry, a cache, a
+                // config dict. `copyreg._inverted_registry` makes later EXT codes name
+                // whatever the stream wants.
+                let qn = canonical(&g.module, &g.name);
+                for (k, v) in &pairs {
+                    if let (Value::Int(code), Value::Tuple(t)) = (k, v)
+                        && let (Some(Value::Str(m)), Some(Value::Str(n))) = (t.first(), t.get(1))
+                            && qn.ends_with("_inverted_registry") {
+                                self.ext_registry
+                                    .insert(*code as u32, (m.to_string(), n.to_string()));
+                            }
+                }
+                let r = self.renderer();
+                let shown: Vec<String> = pairs
+                    .iter()
+                    .take(4)
+                    .map(|(k, v)| format!("{}: {}", r.value(k), r.value(v)))
+                    .collect();
+                self.out.anomalies.push(Anomaly {
+                    offset: at as u64,
+                    kind: AnomalyKind::BuildOnGlobal,
+                    detail: format!("item assignment into {qn}: {}", shown.join(", ")),
+                });
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -1191,8 +1382,21 @@ impl<'a, 'o> Machine<'a, 'o> {
     fn persistent(&mut self, pid: Value<'a>, at: usize) -> Step<()> {
         let rendered = self.renderer().value(&pid);
         let (mut storage_key, mut is_torch) = (None, false);
-        if let Value::Tuple(t) = &pid {
-            if let Some(Value::Str(tag)) = t.first() {
+        if let Value::Tuple(t) = &pid
+            && let Some(Value::Str(tag)) = t.first() {
+                // Legacy torch.save: ('module', cls, source_file, source) — torch's
+                // persistent_load returns the class itself.
+                if &**tag == "module"
+                    && let Some(cls @ Value::Global(_)) = t.get(1) {
+                        let cls = cls.clone();
+                        self.out.persistent.push(PersistentRef {
+                            offset: at as u64,
+                            rendered,
+                            storage_key: None,
+                            is_torch_storage: true,
+                        });
+                        return self.push(cls);
+                    }
                 if &**tag == "storage" && t.len() >= 3 {
                     is_torch = true;
                     storage_key = t.get(2).and_then(|k| match k {
@@ -1202,7 +1406,6 @@ impl<'a, 'o> Machine<'a, 'o> {
                     });
                 }
             }
-        }
         self.out.persistent.push(PersistentRef {
             offset: at as u64,
             rendered: rendered.clone(),
@@ -1230,15 +1433,14 @@ impl<'a, 'o> Machine<'a, 'o> {
                 let mut wrapper = None;
                 if let Some(Obj::Call(c)) = self.objs.get_mut(id) {
                     c.state = Some(state.clone());
-                    if let Value::Global(g) = &c.callable {
-                        if g.name == "NumpyArrayWrapper"
+                    if let Value::Global(g) = &c.callable
+                        && g.name == "NumpyArrayWrapper"
                             && g.module.ends_with("joblib.numpy_pickle")
                         {
                             wrapper = Some(());
                         }
-                    }
                 }
-                if wrapper.is_some() {
+                if wrapper.is_some() && self.joblib_arrays {
                     self.joblib_inline_array(&state, at)?;
                     let top = self.stack.len() - 1;
                     self.stack[top] = Value::Opaque("joblib inline array");
@@ -1251,26 +1453,43 @@ impl<'a, 'o> Machine<'a, 'o> {
 
     fn check_dunder_state(&mut self, state: &Value<'a>, at: usize) {
         let mut keys = Vec::new();
-        let mut dicts = vec![state.clone()];
-        if let Value::Tuple(t) = state {
-            dicts = t.to_vec();
-        }
+        // `(state, slotstate)`: CPython unpacks a state tuple of two dicts.
+        let dicts: Vec<Value<'a>> = match state {
+            Value::Tuple(t) => t.iter().take(2).cloned().collect(),
+            other => vec![other.clone()],
+        };
         for d in dicts {
-            if let Value::Ref(id) = d {
-                if let Some(Obj::Dict(pairs)) = self.objs.get(id as usize) {
-                    for (k, _) in pairs {
-                        if let Value::Str(s) = k {
-                            if s.starts_with("__")
-                                && s.ends_with("__")
-                                && s.len() > 4
-                                && &**s != "__dict__"
+            if let Value::Ref(id) = d
+                && let Some(Obj::Dict(pairs)) = self.objs.get(id as usize) {
+                    // Pairs checked at an earlier BUILD are not checked again: each key is
+                    // reported once, at the first BUILD that applies it.
+                    let checked = self.dunder_checked.insert(id, pairs.len()).unwrap_or(0);
+                    for (k, _) in pairs.iter().skip(checked) {
+                        match k {
+                            Value::Str(s)
+                                if s.starts_with("__")
+                                    && s.ends_with("__")
+                                    && s.len() > 4
+                                    && &**s != "__dict__"
+                                => {
+                                    keys.push(s.to_string());
+                                }
+                            // An attribute name computed at load time: evaluate it if a
+                            // pure function made it, otherwise it is suspect by itself.
+                            Value::Ref(_) | Value::Global(_) | Value::Dynamic(_) => match self
+                                .eval_str(k)
                             {
-                                keys.push(s.to_string());
-                            }
+                                Some(s) if s.starts_with("__") && s.ends_with("__") => {
+                                    keys.push(format!("{s} (computed)"))
+                                }
+                                Some(_) => {}
+                                None => keys
+                                    .push(format!("<computed name {}>", self.renderer().value(k))),
+                            },
+                            _ => {}
                         }
                     }
                 }
-            }
         }
         if !keys.is_empty() {
             self.out.anomalies.push(Anomaly {
@@ -1332,6 +1551,8 @@ impl<'a, 'o> Machine<'a, 'o> {
                 self.limits,
                 self.out,
                 self.inline_depth + 1,
+                // joblib reads object arrays with plain `pickle.load`.
+                false,
             )?;
             self.out
                 .inline_arrays
@@ -1383,16 +1604,27 @@ impl<'a, 'o> Machine<'a, 'o> {
         let code = c.args.first()?.as_str()?.to_string();
         // BUILD state: (version, byteorder, subarray, names, fields, elsize, alignment, flags)
         let (mut elsize, mut flags) = (-1i64, 0i64);
+        // numpy's arraydescr_setstate: 9 items (v4, with metadata) and 8 items (v3) carry
+        // flags at index 7; older states (5–7 items) do not, and numpy derives the flags
+        // from the fields — so any fields there are treated as possibly holding objects.
+        let mut fields_without_flags = false;
         if let Some(Value::Tuple(st)) = &c.state {
             if let Some(Value::Int(e)) = st.get(5) {
                 elsize = *e;
             }
-            if let Some(Value::Int(f)) = st.last() {
-                flags = *f;
+            if st.len() >= 8 {
+                if let Some(Value::Int(f)) = st.get(7) {
+                    flags = *f;
+                }
+            } else {
+                fields_without_flags = !matches!(st.get(4), None | Some(Value::None));
             }
         }
         let kind = code.trim_start_matches(['<', '>', '=', '|']);
-        let hasobject = kind.starts_with('O') || flags & 1 != 0;
+        let hasobject = kind.starts_with('O')
+            || kind.contains("object")
+            || flags & 1 != 0
+            || fields_without_flags;
         if hasobject {
             return Some((8, true));
         }
@@ -1423,20 +1655,85 @@ fn is_dotted_identifier(s: &str) -> bool {
         })
 }
 
-fn parse_index(line: &[u8]) -> Option<u64> {
-    std::str::from_utf8(line).ok()?.trim().parse().ok()
+/// CPython parses text arguments as C strings: a NUL ends them.
+fn until_nul(line: &[u8]) -> &[u8] {
+    line.iter()
+        .position(|&b| b == 0)
+        .map_or(line, |i| &line[..i])
 }
 
+/// `PUT`/`GET` indices: `int(s, 10)` semantics (whitespace, sign, underscores).
+fn parse_index(line: &[u8]) -> Option<u64> {
+    match parse_int_base(std::str::from_utf8(until_nul(line)).ok()?.trim(), Some(10))? {
+        (false, v) => u64::try_from(v).ok(),
+        (true, _) => None,
+    }
+}
+
+/// `INT`/`LONG`: C `strtol(s, 0)` then `int(s, 0)`: 0x/0o/0b prefixes, a leading-0
+/// octal (strtol), underscores between digits (int), sign, surrounding whitespace.
 fn parse_int(line: &[u8]) -> Option<Value<'static>> {
     let s = std::str::from_utf8(line).ok()?.trim();
-    if let Ok(v) = s.parse::<i64>() {
-        return Some(Value::Int(v));
+    if let Some((neg, v)) = parse_int_base(s, None) {
+        return Some(match i64::try_from(v) {
+            Ok(v) => Value::Int(if neg { -v } else { v }),
+            Err(_) => Value::BigInt(16),
+        });
     }
+    // Digits beyond u128: a big int.
     let digits = s.trim_start_matches(['-', '+']);
-    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit() || b == b'_') {
+    if !digits.is_empty()
+        && digits
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && digits.as_bytes()[0].is_ascii_digit()
+    {
         return Some(Value::BigInt(digits.len() / 2 + 1));
     }
     None
+}
+
+fn parse_int_base(s: &str, base: Option<u32>) -> Option<(bool, u128)> {
+    let (neg, body) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let lower = body.to_ascii_lowercase();
+    let (radix, digits) = match base {
+        Some(b) => (b, lower.as_str()),
+        None if lower.starts_with("0x") => (16, &lower[2..]),
+        None if lower.starts_with("0o") => (8, &lower[2..]),
+        None if lower.starts_with("0b") => (2, &lower[2..]),
+        // strtol base 0: a leading zero means octal.
+        None if lower.len() > 1 && lower.starts_with('0') && !lower.contains('_') => {
+            (8, &lower[1..])
+        }
+        None => (10, lower.as_str()),
+    };
+    let digits = digits.strip_prefix('_').unwrap_or(digits);
+    if digits.is_empty()
+        || digits.starts_with('_')
+        || digits.ends_with('_')
+        || digits.contains("__")
+    {
+        return None;
+    }
+    let clean: String = digits.chars().filter(|&c| c != '_').collect();
+    u128::from_str_radix(&clean, radix).ok().map(|v| (neg, v))
+}
+
+/// `float(s)` syntax, including `inf`/`nan` and underscores.
+fn parse_float(s: &str) -> Option<f64> {
+    if let Ok(f) = s.parse::<f64>() {
+        return Some(f);
+    }
+    let clean: String = s.chars().filter(|&c| c != '_').collect();
+    match clean.to_ascii_lowercase().trim_start_matches(['+', '-']) {
+        "infinity" | "inf" => Some(f64::INFINITY),
+        "nan" => Some(f64::NAN),
+        _ => clean.parse::<f64>().ok(),
+    }
 }
 
 fn long_from_le(b: &[u8]) -> Value<'static> {

@@ -122,6 +122,8 @@ pub enum AnomalyKind {
     OutOfBandBuffer,
     /// A joblib array wrapper whose inline data could not be located.
     JoblibArray,
+    /// A global name or attribute name computed at load time by a pure function.
+    ComputedName,
 }
 
 /// A persistent id (`PERSID` / `BINPERSID`), e.g. a torch storage reference.
@@ -144,6 +146,9 @@ pub struct PickleAnalysis {
     /// Number of complete pickles (each ended by `STOP`).
     pub pickles: u32,
     pub opcodes: u64,
+    /// Bytes copied or decompressed while evaluating loader arguments statically
+    /// (bounded by the stream's own size plus `PickleLimits::max_decoded`).
+    pub decoded: u64,
     pub globals: Vec<GlobalRef>,
     pub calls: Vec<PickleCall>,
     pub nested: Vec<NestedPayload>,

@@ -275,3 +275,245 @@ fn joblib_inline_object_array_is_scanned_as_a_nested_pickle() {
     );
     assert_eq!(a.pickles, 1);
 }
+
+#[test]
+fn protocol0_numbers_are_read_like_cpython() {
+    // strtol base 0 / int(s, 0): hex, NUL-terminated, underscores; PUT uses base 10.
+    let a = run(b"I0x10\nI7\x00junk\nL0x_1fL\nF1.5\x00x\np1_0\n0000cos\nsystem\n(S'echo'\ntR.");
+    assert_eq!(callables(&a), ["os.system"], "{:?}", a.anomalies);
+    assert!(!a.has_anomaly(AnomalyKind::Malformed));
+}
+
+#[test]
+fn ext_codes_registered_by_the_stream_resolve_to_their_global() {
+    // copyreg._inverted_registry[7] = ('os', 'system'); then EXT1 7 names os.system.
+    let d = b"\x80\x02ccopyreg\n_inverted_registry\nK\x07X\x02\x00\x00\x00osX\x06\x00\x00\x00system\x86s0\x82\x07(S'echo'\ntR.";
+    let a = run(d);
+    assert!(
+        callables(&a).contains(&"os.system".to_string()),
+        "{:?}",
+        callables(&a)
+    );
+    assert!(a.has_anomaly(AnomalyKind::BuildOnGlobal));
+}
+
+#[test]
+fn stack_global_names_computed_by_pure_functions_are_evaluated() {
+    // STACK_GLOBAL(_codecs.encode('bf', 'rot13'), _codecs.encode('flfgrz', 'rot13'))
+    let mut d = b"\x80\x04c_codecs\nencode\n".to_vec();
+    d.extend(binunicode("bf"));
+    d.extend(binunicode("rot13"));
+    d.extend(b"\x86Rc_codecs\nencode\n");
+    d.extend(binunicode("flfgrz"));
+    d.extend(binunicode("rot13"));
+    d.extend(b"\x86R\x93");
+    d.extend(binunicode("echo"));
+    d.extend(b"\x85R.");
+    let a = run(&d);
+    assert!(
+        callables(&a).contains(&"os.system".to_string()),
+        "{:?}",
+        callables(&a)
+    );
+    assert!(a.has_anomaly(AnomalyKind::ComputedName));
+}
+
+#[test]
+fn a_fake_joblib_wrapper_does_not_hide_opcodes_from_plain_pickle_load() {
+    // A NumpyArrayWrapper claiming 10 bytes of array data that are really opcodes.
+    let mut d = b"\x80\x04cjoblib.numpy_pickle\nNumpyArrayWrapper\n)\x81}(".to_vec();
+    d.extend(binunicode("dtype"));
+    d.extend(b"cnumpy\ndtype\n");
+    d.extend(binunicode("u1"));
+    d.extend(b"\x89\x88\x87R");
+    d.extend(binunicode("shape"));
+    d.extend(b"K\x1a\x85ub");
+    // 26 bytes: os.system('echo') as opcodes
+    d.extend(b"0cos\nsystem\n(S'echo'\ntR0");
+    d.extend(b"N.");
+    let a = run(&d);
+    assert!(
+        callables(&a).contains(&"os.system".to_string()),
+        "{:?}",
+        callables(&a)
+    );
+}
+
+#[test]
+fn legacy_torch_module_persistent_ids_are_the_class() {
+    let d = b"\x80\x02(X\x06\x00\x00\x00modulectorch.nn.modules.linear\nLinear\nX\x01\x00\x00\x00fX\x01\x00\x00\x00stQ)\x81.";
+    let a = run(d);
+    assert_eq!(callables(&a), ["torch.nn.modules.linear.Linear"]);
+}
+
+// ---- Bounded work on hostile streams (hangs and allocation blow-ups found while fuzzing;
+// each input is assembled here from its opcodes) ----
+
+/// `LONG_BINPUT` with a 4-byte memo index.
+fn put4(i: u32) -> Vec<u8> {
+    let mut v = vec![b'r'];
+    v.extend(i.to_le_bytes());
+    v
+}
+
+/// `LONG_BINGET` with a 4-byte memo index.
+fn get4(i: u32) -> Vec<u8> {
+    let mut v = vec![b'j'];
+    v.extend(i.to_le_bytes());
+    v
+}
+
+#[test]
+fn shared_nested_tuples_in_call_arguments_are_walked_in_bounded_time() {
+    // print(((((None,)*200,)*200,)*200,)*200), the tuples shared through the memo:
+    // collecting the call's string arguments visited 200^4 values (a 3 KB hang).
+    let n = 200;
+    let mut d = b"\x80\x02cbuiltins\nprint\n(".to_vec();
+    d.extend(b"N".repeat(n));
+    d.push(b't');
+    d.extend(put4(1));
+    d.push(b'0');
+    for level in 2..=3 {
+        d.push(b'(');
+        for _ in 0..n {
+            d.extend(get4(level - 1));
+        }
+        d.push(b't');
+        d.extend(put4(level));
+        d.push(b'0');
+    }
+    d.push(b'(');
+    for _ in 0..n {
+        d.extend(get4(3));
+    }
+    d.extend(b"t\x85R.");
+    let a = run(&d);
+    assert_eq!(callables(&a), ["builtins.print"]);
+    assert!(a.anomalies.is_empty(), "{:?}", a.anomalies);
+}
+
+#[test]
+fn one_argument_tuple_shared_by_many_calls_is_not_copied_per_call() {
+    // A 10,000-item tuple handed to 10,000 calls: every call copied it (100M values,
+    // 2.4 GB, from a 150 KB stream).
+    let (n, k) = (10_000, 10_000);
+    let mut d = b"\x80\x02(".to_vec();
+    d.extend(b"N".repeat(n));
+    d.push(b't');
+    d.extend(put4(1));
+    d.extend(b"0cbuiltins\nprint\n");
+    d.extend(put4(2));
+    d.push(b'0');
+    for _ in 0..k {
+        d.extend(get4(2));
+        d.extend(get4(1));
+        d.extend(b"R0");
+    }
+    d.extend(b"N.");
+    let a = run(&d);
+    assert_eq!(a.calls.len(), k);
+    assert!(a.anomalies.is_empty(), "{:?}", a.anomalies);
+}
+
+#[test]
+fn a_payload_handed_to_a_loader_many_times_is_copied_within_a_budget() {
+    // pickle.loads(b) a hundred times over one 10 KB bytes object: every call copied it.
+    let limits = PickleLimits {
+        max_decoded: 16 << 10,
+        ..PickleLimits::default()
+    };
+    let payload = [b"\x80\x02N.".as_slice(), &[b'x'; 10_000]].concat();
+    let mut d = b"\x80\x02B".to_vec();
+    d.extend((payload.len() as u32).to_le_bytes());
+    d.extend(&payload);
+    d.extend(put4(1));
+    d.extend(b"0cpickle\nloads\n");
+    d.extend(put4(2));
+    d.extend(b"0N");
+    for _ in 0..100 {
+        d.extend(get4(2));
+        d.extend(get4(1));
+        d.extend(b"\x85R0");
+    }
+    d.push(b'.');
+    let a = analyze(&d, &limits);
+    // The stream's own size plus 16 KB holds two copies; the third stops the analysis.
+    assert_eq!(a.nested.len(), 2);
+    assert!(
+        a.has_anomaly(AnomalyKind::LimitReached),
+        "{:?}",
+        a.anomalies
+    );
+}
+
+#[test]
+fn a_decompression_bomb_handed_to_a_loader_many_times_stops_at_the_budget() {
+    // pickle.loads(zlib.decompress(bomb)) fifty times: each call inflated the bomb to the
+    // per-payload limit and kept the result (a 62 KB stream took 2 GB and > 10 s).
+    use std::io::Write;
+    let limits = PickleLimits {
+        max_decoded: 1 << 20,
+        ..PickleLimits::default()
+    };
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    z.write_all(&vec![0u8; 1 << 20]).unwrap();
+    let bomb = z.finish().unwrap();
+    let mut d = b"\x80\x02B".to_vec();
+    d.extend((bomb.len() as u32).to_le_bytes());
+    d.extend(&bomb);
+    d.extend(put4(1));
+    d.extend(b"0czlib\ndecompress\n");
+    d.extend(put4(2));
+    d.extend(b"0cpickle\nloads\n");
+    d.extend(put4(3));
+    d.extend(b"0N");
+    for _ in 0..50 {
+        d.extend(get4(3));
+        d.extend(get4(2));
+        d.extend(get4(1));
+        d.extend(b"\x85R\x85R0");
+    }
+    d.push(b'.');
+    let a = analyze(&d, &limits);
+    assert_eq!(a.nested.len(), 1);
+    assert_eq!(a.nested[0].data.len(), 1 << 20);
+    assert!(
+        a.has_anomaly(AnomalyKind::LimitReached),
+        "{:?}",
+        a.anomalies
+    );
+}
+
+#[test]
+fn build_state_pairs_are_checked_once_not_at_every_build() {
+    // A dict of 1,500 pairs ending in '__reduce__', in a state tuple of 1,500 references
+    // to it, applied by 1,500 BUILDs: every BUILD walked every pair of every reference
+    // (3.4 billion steps from a 19 KB stream).
+    let (n, m, k) = (1500, 1500, 1500);
+    let mut d = b"\x80\x02}(".to_vec();
+    d.extend(b"NN".repeat(m - 1));
+    d.extend(binunicode("__reduce__"));
+    d.push(b'N');
+    d.push(b'u');
+    d.extend(put4(1));
+    d.extend(b"0(");
+    for _ in 0..n {
+        d.extend(get4(1));
+    }
+    d.push(b't');
+    d.extend(put4(2));
+    d.extend(b"0N");
+    for _ in 0..k {
+        d.extend(get4(2));
+        d.push(b'b');
+    }
+    d.push(b'.');
+    let a = run(&d);
+    let dunder: Vec<&Anomaly> = a
+        .anomalies
+        .iter()
+        .filter(|x| x.kind == AnomalyKind::DunderState)
+        .collect();
+    assert_eq!(dunder.len(), 1, "{dunder:?}");
+    assert!(dunder[0].detail.contains("__reduce__"), "{dunder:?}");
+}

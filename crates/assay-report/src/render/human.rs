@@ -50,7 +50,7 @@ pub fn render_human(report: &Report, opts: HumanOptions, out: &mut dyn Write) ->
         }
     }
     let s = &report.summary;
-    if !report.findings.is_empty() && !(opts.quiet && s.verdict == Verdict::Pass) {
+    if !(report.findings.is_empty() || opts.quiet && s.verdict == Verdict::Pass) {
         writeln!(out)?;
     }
     let counts: Vec<String> = Severity::ALL

@@ -94,10 +94,8 @@ pub fn sarif_value(report: &Report, rules: &[RuleDoc]) -> Value {
                 text.push_str(&format!(" Evidence: {e}"));
             }
             let mut region = json!({"startLine": 1});
-            if let Some(o) = f.offset {
-                if f.member.is_none() {
-                    region = json!({"startLine": 1, "byteOffset": o});
-                }
+            if let (Some(o), None) = (f.offset, &f.member) {
+                region = json!({"startLine": 1, "byteOffset": o});
             }
             let mut loc = json!({
                 "physicalLocation": {

@@ -10,7 +10,8 @@ use assay_report::Severity;
 pub fn scan(ctx: &mut FileScan, kind: Compression, data: &[u8], loc: &Loc, depth: u32) -> Format {
     // joblib < 0.10 prefixed its zlib stream with a small length header.
     let data = if data.starts_with(b"ZF0x") {
-        data.get(assay_formats::sniff::JOBLIB_ZF_HEADER..).unwrap_or(&[])
+        data.get(assay_formats::sniff::JOBLIB_ZF_HEADER..)
+            .unwrap_or(&[])
     } else {
         data
     };

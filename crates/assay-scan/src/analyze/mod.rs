@@ -2,9 +2,18 @@
 //! what the format contains.
 
 pub mod compressed;
+pub mod gguf;
+pub mod keras;
 pub mod npy;
+pub mod onnx;
 pub mod pickle;
+pub mod python;
+pub mod safetensors;
+pub mod savedmodel;
+pub mod secrets;
 pub mod tar;
+pub mod template;
+pub mod text;
 pub mod zip;
 
 /// True when an archive member name would escape the extraction folder.

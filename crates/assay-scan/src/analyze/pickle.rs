@@ -20,7 +20,7 @@ const TRANSPARENT_LOADERS: &[&str] = &[
 
 pub fn scan(ctx: &mut FileScan, data: &[u8], loc: &Loc, depth: u32, strict: bool) -> Format {
     let a = analyze(data, &ctx.limits.pickle);
-    if !strict && !a.names_anything() && a.pickles == 0 {
+    if !strict && !looks_like_pickle(&a) {
         // Text or data that merely starts with an opcode byte: not a pickle.
         return Format::Unknown;
     }
@@ -44,6 +44,13 @@ pub fn scan(ctx: &mut FileScan, data: &[u8], loc: &Loc, depth: u32, strict: bool
             Format::Pickle
         };
     report(ctx, &a, loc, legacy);
+    if let Some(stop) = a
+        .anomalies
+        .iter()
+        .find(|x| matches!(x.kind, AnomalyKind::Malformed | AnomalyKind::Truncated))
+    {
+        salvage(ctx, data, stop.offset as usize, loc);
+    }
     for n in &a.nested {
         let child = loc.child(&format!("{}@{}", n.loader, n.offset));
         if ctx.enter_member(&child) {
@@ -74,11 +81,10 @@ pub fn scan(ctx: &mut FileScan, data: &[u8], loc: &Loc, depth: u32, strict: bool
         .find(|x| x.kind == AnomalyKind::TrailingData)
     {
         let off = t.offset as usize;
-        if let Some(rest) = data.get(off..) {
-            if !legacy {
+        if let Some(rest) = data.get(off..)
+            && !legacy {
                 trailing(ctx, rest, off, loc, depth);
             }
-        }
     }
     format
 }
@@ -129,6 +135,124 @@ fn trailing(ctx: &mut FileScan, rest: &[u8], off: usize, loc: &Loc, depth: u32) 
                 );
                 report(ctx, &hidden, &child, false);
             }
+        }
+    }
+}
+
+/// Without a `PROTO` header, a stream counts as a pickle when it parses to `STOP`, or
+/// performs a call, or names a dangerous global before it breaks. Text such as
+/// `cat\ndog\n` reads as `GLOBAL cat.dog` and then fails: not a pickle, and nothing ran.
+fn looks_like_pickle(a: &PickleAnalysis) -> bool {
+    a.pickles > 0
+        || !a.calls.is_empty()
+        || !a.extensions.is_empty()
+        || a.globals.iter().any(|g| {
+            matches!(
+                judge(&g.module, &g.name, CallKind::Reduce),
+                Judgement::Dangerous(_)
+            )
+        })
+}
+
+/// Modules whose import has no side effects worth a finding when a pickle merely
+/// references one of their names.
+const WELL_KNOWN_ROOTS: &[&str] = &[
+    "builtins",
+    "__builtin__",
+    "collections",
+    "copyreg",
+    "copy_reg",
+    "codecs",
+    "_codecs",
+    "datetime",
+    "decimal",
+    "fractions",
+    "uuid",
+    "enum",
+    "typing",
+    "re",
+    "math",
+    "numbers",
+    "functools",
+    "operator",
+    "numpy",
+    "torch",
+    "__torch__",
+    "sklearn",
+    "scipy",
+    "xgboost",
+    "lightgbm",
+    "catboost",
+    "pandas",
+    "joblib",
+    "transformers",
+    "tokenizers",
+    "pathlib",
+    "ipaddress",
+];
+
+/// How far past the point where a stream breaks Assay looks for names it would hide.
+const MAX_SALVAGE_SCAN: usize = 16 << 20;
+/// Names reported from the unparsed remainder of a broken stream.
+const MAX_SALVAGED: usize = 64;
+
+/// After a stream breaks, other readers may still go on (a parser differential): look
+/// through the rest for protocol-0 `GLOBAL`/`INST` names and embedded pickles, and
+/// report any dangerous callable they name.
+fn salvage(ctx: &mut FileScan, data: &[u8], from: usize, loc: &Loc) {
+    let Some(rest) = data.get(from..) else { return };
+    let rest = &rest[..rest.len().min(MAX_SALVAGE_SCAN)];
+    let mut found: Vec<(usize, String, String)> = Vec::new();
+    let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'.';
+    let mut i = 0;
+    while i < rest.len() && found.len() < MAX_SALVAGED {
+        let b = rest[i];
+        if b == b'c' || b == b'i' {
+            let m_start = i + 1;
+            let m_end = m_start
+                + rest[m_start..]
+                    .iter()
+                    .take(256)
+                    .take_while(|&&c| ident(c))
+                    .count();
+            if m_end > m_start && rest.get(m_end) == Some(&b'\n') {
+                let n_start = m_end + 1;
+                let n_end = n_start
+                    + rest[n_start..]
+                        .iter()
+                        .take(256)
+                        .take_while(|&&c| ident(c))
+                        .count();
+                if n_end > n_start && rest.get(n_end) == Some(&b'\n') {
+                    let m = String::from_utf8_lossy(&rest[m_start..m_end]).into_owned();
+                    let n = String::from_utf8_lossy(&rest[n_start..n_end]).into_owned();
+                    found.push((from + i, m, n));
+                    i = n_end;
+                    continue;
+                }
+            }
+        }
+        if b == 0x80 && rest.get(i + 1).is_some_and(|v| (2..=5).contains(v)) {
+            let (hidden, _) =
+                assay_formats::pickle::analyze_one(data, from + i, &ctx.limits.pickle);
+            for g in hidden.globals.iter().take(MAX_SALVAGED) {
+                found.push((g.offset as usize, g.module.clone(), g.name.clone()));
+            }
+        }
+        i += 1;
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (off, m, n) in found {
+        if !seen.insert((m.clone(), n.clone())) {
+            continue;
+        }
+        let (m, n) = if m == "__builtin__" {
+            ("builtins".to_string(), n)
+        } else {
+            (m, n)
+        };
+        if let Judgement::Dangerous(d) = judge(&m, &n, CallKind::Reduce) {
+            ctx.add(code::PKL004, Severity::High, loc, Some(off as u64), format!("past the point where the pickle stream breaks, it names {m}.{n}, which {}; another reader may get there", d.describe()), Some(format!("{m}.{n}")));
         }
     }
 }
@@ -287,7 +411,23 @@ pub fn report(ctx: &mut FileScan, a: &PickleAnalysis, loc: &Loc, torch_legacy: b
         if called.iter().any(|(m, n)| *m == g.module && *n == g.name) {
             continue;
         }
-        if let Judgement::Dangerous(d) = judge(&g.module, &g.name, CallKind::Reduce) {
+        let root = g.module.split('.').next().unwrap_or("");
+        let judged = judge(&g.module, &g.name, CallKind::Reduce);
+        if judged == Judgement::Unknown && !WELL_KNOWN_ROOTS.contains(&root) {
+            let qn = format!("{}.{}", g.module, g.name);
+            push(
+                qn.clone(),
+                code::PKL003,
+                Severity::Medium,
+                g.offset,
+                format!(
+                    "pickle references {qn}: loading imports module {} (its import-time code runs)",
+                    g.module
+                ),
+                qn.clone(),
+            );
+        }
+        if let Judgement::Dangerous(d) = judged {
             let qn = format!("{}.{}", g.module, g.name);
             push(
                 qn.clone(),
@@ -349,6 +489,11 @@ pub fn report(ctx: &mut FileScan, a: &PickleAnalysis, loc: &Loc, torch_legacy: b
                 code::PKL007,
                 Severity::High,
                 "pickle sets dunder attributes on an object",
+            ),
+            AnomalyKind::ComputedName => (
+                code::PKL010,
+                Severity::High,
+                "pickle computes a global or attribute name at load time (evaluated statically)",
             ),
             AnomalyKind::LimitReached => (
                 code::PKL011,

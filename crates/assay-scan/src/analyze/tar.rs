@@ -6,6 +6,14 @@ use assay_formats::tar::{TarKind, parse};
 use assay_report::Severity;
 
 pub fn scan(ctx: &mut FileScan, data: &[u8], loc: &Loc, depth: u32) -> Format {
+    // `pickle.load` (and `torch.load`'s fallback) reads a tar file from its first byte:
+    // a header whose name field is a protocol-0 pickle runs as one.
+    if data
+        .first()
+        .is_some_and(|&b| assay_formats::pickle::opcodes::name(b).is_some())
+    {
+        crate::analyze::pickle::scan(ctx, data, &loc.child("@0"), depth + 1, false);
+    }
     let ar = parse(data, &ctx.limits.tar);
     for p in &ar.problems {
         ctx.incomplete = true;

@@ -1,0 +1,135 @@
+//! Response side for complete (non-streamed) bodies: scan each choice's text, redact or
+//! stop it, then give the caller back the originals of the request's placeholders.
+
+use super::request::Endpoint;
+use crate::policy::Action;
+use crate::redact::Vault;
+use crate::scan::{Finding, Scanners, apply_redactions, verdict};
+use serde_json::Value;
+
+/// Output scanning shared by complete and streamed responses.
+pub struct OutputScan<'a> {
+    pub scanners: &'a Scanners,
+    pub canary: Option<&'a str>,
+    /// Output redactions are never reversible: the caller must not get them back.
+    pub out_vault: Vault,
+    pub findings: Vec<(String, Finding)>,
+}
+
+impl<'a> OutputScan<'a> {
+    pub fn new(scanners: &'a Scanners, canary: Option<&'a str>) -> Self {
+        OutputScan {
+            scanners,
+            canary,
+            out_vault: Vault::new(false),
+            findings: Vec::new(),
+        }
+    }
+
+    /// The text to pass on, or `None` when it must be stopped.
+    pub fn text(&mut self, location: &str, text: &str) -> Option<String> {
+        let f = self.scanners.scan_output(text, self.canary);
+        if f.is_empty() {
+            return Some(text.to_string());
+        }
+        let v = verdict(&f);
+        let out = (v != Action::Block).then(|| apply_redactions(text, &f, &mut self.out_vault));
+        self.findings
+            .extend(f.into_iter().map(|f| (location.to_string(), f)));
+        out
+    }
+
+    pub fn verdict(&self) -> Action {
+        self.findings
+            .iter()
+            .map(|(_, f)| f.action)
+            .max()
+            .unwrap_or(Action::Allow)
+    }
+}
+
+/// Scans and rewrites a complete response body in place.
+pub fn scan_body(endpoint: Endpoint, body: &mut Value, out: &mut OutputScan<'_>, vault: &Vault) {
+    let Some(choices) = body.get_mut("choices").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for (i, choice) in choices.iter_mut().enumerate() {
+        let Some(obj) = choice.as_object_mut() else {
+            continue;
+        };
+        // Token log-probabilities would hand out the unscanned text token by token.
+        if obj.get("logprobs").is_some_and(|l| !l.is_null()) {
+            obj.insert("logprobs".into(), Value::Null);
+        }
+        let mut stopped = false;
+        let texts: Vec<(String, String)> = match endpoint {
+            Endpoint::Chat => {
+                let mut v = vec![(
+                    format!("choices[{i}].message.content"),
+                    "/message/content".to_string(),
+                )];
+                if let Some(calls) = choice
+                    .pointer("/message/tool_calls")
+                    .and_then(Value::as_array)
+                {
+                    for k in 0..calls.len() {
+                        v.push((
+                            format!("choices[{i}].message.tool_calls[{k}].function.arguments"),
+                            format!("/message/tool_calls/{k}/function/arguments"),
+                        ));
+                    }
+                }
+                v
+            }
+            Endpoint::Completions => vec![(format!("choices[{i}].text"), "/text".to_string())],
+            Endpoint::Embeddings => Vec::new(),
+        };
+        for (location, pointer) in texts {
+            let Some(slot) = choice.pointer_mut(&pointer) else {
+                continue;
+            };
+            let Some(text) = slot.as_str() else { continue };
+            match out.text(&location, text) {
+                Some(clean) => *slot = Value::String(vault.restore(&clean)),
+                None => {
+                    *slot = Value::String(String::new());
+                    stopped = true;
+                }
+            }
+        }
+        if stopped {
+            choice["finish_reason"] = Value::String("content_filter".into());
+            if let Some(calls) = choice.pointer_mut("/message/tool_calls") {
+                *calls = Value::Null;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Policy;
+    use serde_json::json;
+
+    #[test]
+    fn redacts_restores_and_stops() {
+        let s = Scanners::new(Policy::default());
+        let mut vault = Vault::new(true);
+        let ph = vault.placeholder("EMAIL", "bob@example.org");
+        let mut body = json!({"choices": [
+            {"index": 0, "message": {"role": "assistant", "content": format!("I wrote to {ph}. Key: AKIAIOSFODNN7EXAMPLE")}, "finish_reason": "stop", "logprobs": {"content": []}},
+            {"index": 1, "message": {"role": "assistant", "content": "marker CNRY-00000000deadbeef"}, "finish_reason": "stop"}
+        ]});
+        let mut out = OutputScan::new(&s, Some("CNRY-00000000deadbeef"));
+        scan_body(Endpoint::Chat, &mut body, &mut out, &vault);
+        assert_eq!(
+            body["choices"][0]["message"]["content"],
+            "I wrote to bob@example.org. Key: [REDACTED_SECRET]"
+        );
+        assert!(body["choices"][0]["logprobs"].is_null());
+        assert_eq!(body["choices"][1]["message"]["content"], "");
+        assert_eq!(body["choices"][1]["finish_reason"], "content_filter");
+        assert_eq!(out.verdict(), Action::Block);
+    }
+}

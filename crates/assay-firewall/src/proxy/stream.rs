@@ -1,0 +1,639 @@
+//! Streamed responses (server-sent events), scanned as they pass.
+//!
+//! Each choice keeps its not-yet-released text (`pending`) and the last released bytes
+//! (`tail`, context for matches that begin there). Every new piece is appended to
+//! `pending`, the window `tail + pending` is scanned, and only text that can no longer
+//! become part of a match is released: everything but the last `hold_back_chars` bytes,
+//! and never part of a word still being written (a key, URL or placeholder is a run
+//! without whitespace; digit groups joined by single spaces, as in phone, card and IBAN
+//! numbers, count as one run). So a secret split over any number of chunks is seen whole
+//! before any of it leaves. A `block` finding ends that choice with
+//! `finish_reason: "content_filter"`; `redact` rewrites the held text in place. A stream
+//! that cannot be parsed, or that breaks off, fails closed (FWL040): held text is dropped
+//! and the stream is ended with `content_filter`.
+
+use super::request::Endpoint;
+use super::response::OutputScan;
+use crate::policy::Action;
+use crate::redact::Vault;
+use crate::rules::code;
+use crate::scan::{Finding, Redaction, apply_redactions};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, HashSet};
+
+/// An SSE event larger than this is not a chat chunk: fail closed.
+const MAX_EVENT: usize = 1 << 20;
+/// A run without whitespace longer than this is released anyway (after scanning), so a
+/// hostile upstream cannot make the firewall buffer a whole response.
+const MAX_RUN: usize = 8192;
+/// Choices tracked per stream (`n` is small in practice).
+const MAX_CHOICES: usize = 128;
+
+#[derive(Default)]
+struct Choice {
+    pending: String,
+    tail: String,
+    released: usize,
+    stopped: bool,
+    finished: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Open,
+    Done,
+    Failed,
+}
+
+enum Step {
+    Release(String),
+    Stop,
+}
+
+pub struct StreamScanner<'a> {
+    endpoint: Endpoint,
+    pub out: OutputScan<'a>,
+    vault: &'a Vault,
+    hold: usize,
+    buf: Vec<u8>,
+    choices: BTreeMap<u64, Choice>,
+    seen: HashSet<(&'static str, usize)>,
+    template: Option<Map<String, Value>>,
+    pub state: State,
+}
+
+impl<'a> StreamScanner<'a> {
+    pub fn new(endpoint: Endpoint, out: OutputScan<'a>, vault: &'a Vault) -> Self {
+        let hold = out
+            .scanners
+            .policy
+            .streaming
+            .hold_back_chars
+            .max(vault.longest_placeholder());
+        StreamScanner {
+            endpoint,
+            out,
+            vault,
+            hold,
+            buf: Vec::new(),
+            choices: BTreeMap::new(),
+            seen: HashSet::new(),
+            template: None,
+            state: State::Open,
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.state == State::Open
+    }
+
+    /// Feeds upstream bytes; returns the bytes to send to the caller.
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        if !self.is_open() {
+            return out;
+        }
+        self.buf.extend(bytes.iter().filter(|&&b| b != b'\r'));
+        while self.is_open() {
+            let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") else {
+                if self.buf.len() > MAX_EVENT {
+                    self.fail_closed("oversized stream event", &mut out);
+                }
+                break;
+            };
+            let event: Vec<u8> = self.buf.drain(..end + 2).collect();
+            self.event(&event[..end], &mut out);
+        }
+        out
+    }
+
+    /// The upstream body ended.
+    pub fn finish(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if !self.is_open() {
+            return out;
+        }
+        if !self.buf.iter().all(u8::is_ascii_whitespace) {
+            let rest = std::mem::take(&mut self.buf);
+            self.event(&rest, &mut out);
+            if !self.is_open() {
+                return out;
+            }
+        }
+        let complete =
+            !self.choices.is_empty() && self.choices.values().all(|c| c.finished || c.stopped);
+        if complete {
+            self.flush_all(&mut out);
+            out.extend_from_slice(b"data: [DONE]\n\n");
+            self.state = State::Done;
+        } else {
+            self.fail_closed("stream ended before it was complete", &mut out);
+        }
+        out
+    }
+
+    /// The upstream connection failed mid-stream.
+    pub fn fail(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if self.is_open() {
+            self.fail_closed("upstream stream broke off", &mut out);
+        }
+        out
+    }
+
+    fn event(&mut self, raw: &[u8], out: &mut Vec<u8>) {
+        let Ok(text) = std::str::from_utf8(raw) else {
+            return self.fail_closed("stream event is not UTF-8", out);
+        };
+        let mut data = String::new();
+        let mut has_data = false;
+        for line in text.split('\n') {
+            if let Some(d) = line.strip_prefix("data:") {
+                if has_data {
+                    data.push('\n');
+                }
+                data.push_str(d.strip_prefix(' ').unwrap_or(d));
+                has_data = true;
+            } else if line.is_empty()
+                || line.starts_with(':')
+                || line.starts_with("event:")
+                || line.starts_with("id:")
+                || line.starts_with("retry:")
+            {
+                // Comments and metadata carry no text for the caller.
+            } else {
+                return self.fail_closed("malformed stream line", out);
+            }
+        }
+        if !has_data {
+            return;
+        }
+        if data.trim() == "[DONE]" {
+            self.flush_all(out);
+            out.extend_from_slice(b"data: [DONE]\n\n");
+            self.state = State::Done;
+            return;
+        }
+        let Ok(mut v) = serde_json::from_str::<Value>(&data) else {
+            return self.fail_closed("stream event is not JSON", out);
+        };
+        let Some(choices) = v
+            .get_mut("choices")
+            .and_then(Value::as_array_mut)
+            .map(std::mem::take)
+        else {
+            // Usage or error events: no generated text in them.
+            if v.is_object() {
+                emit(out, &v);
+            } else {
+                self.fail_closed("stream event is not a JSON object", out);
+            }
+            return;
+        };
+        if let Some(obj) = v.as_object() {
+            let mut t = obj.clone();
+            t.remove("choices");
+            t.remove("usage");
+            self.template = Some(t);
+        }
+        let had = !choices.is_empty();
+        let mut kept = Vec::with_capacity(choices.len());
+        for mut c in choices {
+            let idx = c.get("index").and_then(Value::as_u64).unwrap_or(0);
+            if !self.choices.contains_key(&idx) && self.choices.len() >= MAX_CHOICES {
+                return self.fail_closed("too many choices in stream", out);
+            }
+            let pointer = self.text_pointer();
+            let st = self.choices.entry(idx).or_default();
+            if st.stopped {
+                continue;
+            }
+            let piece = c
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let finishing = c.get("finish_reason").is_some_and(|f| !f.is_null());
+            if let Some(p) = &piece {
+                st.pending.push_str(p);
+            }
+            if piece.is_some() || finishing {
+                match self.step(idx, finishing) {
+                    Step::Release(s) => {
+                        if piece.is_some() || !s.is_empty() {
+                            set_text(&mut c, self.endpoint, s);
+                        }
+                    }
+                    Step::Stop => c = self.stop_choice(idx),
+                }
+            }
+            if finishing {
+                if let Some(st) = self.choices.get_mut(&idx) {
+                    st.finished = true;
+                }
+            }
+            if let Some(o) = c.as_object_mut() {
+                if o.get("logprobs").is_some_and(|l| !l.is_null()) {
+                    o.insert("logprobs".into(), Value::Null);
+                }
+            }
+            kept.push(c);
+        }
+        if had && kept.is_empty() {
+            return;
+        }
+        v["choices"] = Value::Array(kept);
+        emit(out, &v);
+        if !self.choices.is_empty() && self.choices.values().all(|c| c.stopped) {
+            out.extend_from_slice(b"data: [DONE]\n\n");
+            self.state = State::Done;
+        }
+    }
+
+    fn text_pointer(&self) -> &'static str {
+        match self.endpoint {
+            Endpoint::Completions => "/text",
+            _ => "/delta/content",
+        }
+    }
+
+    /// Scans the choice's window and releases what is safe.
+    fn step(&mut self, idx: u64, finishing: bool) -> Step {
+        let Some(st) = self.choices.get_mut(&idx) else {
+            return Step::Release(String::new());
+        };
+        let window = format!("{}{}", st.tail, st.pending);
+        let tail_len = st.tail.len();
+        let found = self.out.scanners.scan_output(&window, self.out.canary);
+        let base = st.released - tail_len;
+        let location = match self.endpoint {
+            Endpoint::Completions => format!("choices[{idx}].text"),
+            _ => format!("choices[{idx}].delta.content"),
+        };
+        let mut relevant: Vec<Finding> = Vec::new();
+        for f in found {
+            if f.span.end <= tail_len {
+                continue;
+            }
+            if self.seen.insert((f.rule, base + f.span.start)) {
+                self.out.findings.push((location.clone(), f.clone()));
+            }
+            relevant.push(f);
+        }
+        if relevant.iter().any(|f| f.action == Action::Block) {
+            st.pending.clear();
+            st.stopped = true;
+            return Step::Stop;
+        }
+        // A match that reaches the end of what has arrived may still grow (the rest of a
+        // key is in the next chunk): it is held, not released, and redacted once complete.
+        let window_len = window.len();
+        let settled = |f: &Finding| finishing || f.span.end < window_len;
+        if relevant
+            .iter()
+            .any(|f| f.action == Action::Redact && settled(f))
+        {
+            let shifted: Vec<Finding> = relevant
+                .into_iter()
+                .filter(|f| settled(f))
+                .map(|mut f| {
+                    f.span = f.span.start.saturating_sub(tail_len)..f.span.end - tail_len;
+                    f
+                })
+                .collect();
+            st.pending = apply_redactions(&st.pending, &shifted, &mut self.out.out_vault);
+        }
+        let cut = if finishing {
+            st.pending.len()
+        } else {
+            safe_cut(&st.pending, self.hold)
+        };
+        let released: String = st.pending.drain(..cut).collect();
+        st.released += released.len();
+        st.tail.push_str(&released);
+        if st.tail.len() > self.hold {
+            let mut from = st.tail.len() - self.hold;
+            while !st.tail.is_char_boundary(from) {
+                from += 1;
+            }
+            st.tail.drain(..from);
+        }
+        Step::Release(self.vault.restore(&released))
+    }
+
+    fn stop_choice(&self, idx: u64) -> Value {
+        match self.endpoint {
+            Endpoint::Completions => {
+                json!({"index": idx, "text": "", "finish_reason": "content_filter", "logprobs": null})
+            }
+            _ => {
+                json!({"index": idx, "delta": {}, "finish_reason": "content_filter", "logprobs": null})
+            }
+        }
+    }
+
+    fn chunk(&self, choice: Value) -> Value {
+        let mut v = self.template.clone().unwrap_or_else(|| {
+            let mut m = Map::new();
+            m.insert("id".into(), json!("assay-firewall"));
+            let object = match self.endpoint {
+                Endpoint::Completions => "text_completion",
+                _ => "chat.completion.chunk",
+            };
+            m.insert("object".into(), json!(object));
+            m.insert("created".into(), json!(0));
+            m.insert("model".into(), json!("unknown"));
+            m
+        });
+        v.insert("choices".into(), Value::Array(vec![choice]));
+        Value::Object(v)
+    }
+
+    /// Releases everything still held (after a final scan), at a clean end of stream.
+    fn flush_all(&mut self, out: &mut Vec<u8>) {
+        let open: Vec<u64> = self
+            .choices
+            .iter()
+            .filter(|(_, c)| !c.stopped && !c.pending.is_empty())
+            .map(|(i, _)| *i)
+            .collect();
+        for idx in open {
+            let choice = match self.step(idx, true) {
+                Step::Release(s) => {
+                    let mut c = self.stop_choice(idx);
+                    c["finish_reason"] = Value::Null;
+                    set_text(&mut c, self.endpoint, s);
+                    c
+                }
+                Step::Stop => self.stop_choice(idx),
+            };
+            emit(out, &self.chunk(choice));
+        }
+    }
+
+    fn fail_closed(&mut self, why: &'static str, out: &mut Vec<u8>) {
+        self.out.findings.push((
+            "stream".to_string(),
+            Finding::new(code::FWL040, why, Action::Block, 0..0, Redaction::Strip),
+        ));
+        let mut open: Vec<u64> = self
+            .choices
+            .iter()
+            .filter(|(_, c)| !c.stopped && !c.finished)
+            .map(|(i, _)| *i)
+            .collect();
+        if self.choices.is_empty() {
+            open.push(0);
+        }
+        for idx in open {
+            if let Some(c) = self.choices.get_mut(&idx) {
+                c.pending.clear();
+                c.stopped = true;
+            }
+            emit(out, &self.chunk(self.stop_choice(idx)));
+        }
+        out.extend_from_slice(b"data: [DONE]\n\n");
+        self.buf.clear();
+        self.state = State::Failed;
+    }
+}
+
+fn set_text(c: &mut Value, endpoint: Endpoint, s: String) {
+    match endpoint {
+        Endpoint::Completions => c["text"] = Value::String(s),
+        _ => {
+            if !c.get("delta").is_some_and(Value::is_object) {
+                c["delta"] = json!({});
+            }
+            c["delta"]["content"] = Value::String(s);
+        }
+    }
+}
+
+fn emit(out: &mut Vec<u8>, v: &Value) {
+    out.extend_from_slice(b"data: ");
+    // Serialising a Value cannot fail.
+    let _ = serde_json::to_writer(&mut *out, v);
+    out.extend_from_slice(b"\n\n");
+}
+
+/// How much of `p` can be released: all but the last `hold` bytes, moved back to the
+/// start of the run (no whitespace; digit groups joined by single spaces) that straddles
+/// the cut.
+pub fn safe_cut(p: &str, hold: usize) -> usize {
+    if p.len() <= hold {
+        return 0;
+    }
+    let mut target = p.len() - hold;
+    while !p.is_char_boundary(target) {
+        target -= 1;
+    }
+    let mut c = target;
+    while c > 0 && target - c < MAX_RUN {
+        let Some(prev) = p[..c].chars().next_back() else {
+            break;
+        };
+        if !prev.is_whitespace() {
+            c -= prev.len_utf8();
+            continue;
+        }
+        if prev == ' ' {
+            let before = p[..c - 1].chars().next_back();
+            let at = p[c..].chars().next();
+            if before.is_some_and(|b| b.is_ascii_digit() || b == ')')
+                && at.is_some_and(|a| a.is_ascii_digit() || a == '(')
+            {
+                c -= 1;
+                continue;
+            }
+        }
+        break;
+    }
+    if target - c >= MAX_RUN { target } else { c }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Policy;
+    use crate::scan::Scanners;
+
+    fn sse(pieces: &[&str]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(b"data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n");
+        for p in pieces {
+            let c = json!({"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":p},"finish_reason":null}]});
+            v.extend_from_slice(format!("data: {c}\n\n").as_bytes());
+        }
+        v.extend_from_slice(b"data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
+        v
+    }
+
+    /// Runs a stream through the scanner, feeding `step` bytes at a time; returns the text
+    /// the caller sees, the finish reasons and the rules that fired.
+    fn run(
+        policy: Policy,
+        raw: &[u8],
+        step: usize,
+        canary: Option<&str>,
+        vault: &Vault,
+    ) -> (String, Vec<String>, Vec<&'static str>, State) {
+        let s = Scanners::new(policy);
+        let mut sc = StreamScanner::new(Endpoint::Chat, OutputScan::new(&s, canary), vault);
+        let mut out = Vec::new();
+        for ch in raw.chunks(step) {
+            out.extend(sc.feed(ch));
+        }
+        out.extend(sc.finish());
+        let text = String::from_utf8(out).unwrap();
+        let mut content = String::new();
+        let mut reasons = Vec::new();
+        let mut done = 0;
+        for ev in text.split("\n\n").filter(|e| !e.is_empty()) {
+            let d = ev.strip_prefix("data: ").expect("data event");
+            if d == "[DONE]" {
+                done += 1;
+                continue;
+            }
+            let v: Value = serde_json::from_str(d).unwrap();
+            for c in v["choices"].as_array().unwrap() {
+                content.push_str(c["delta"]["content"].as_str().unwrap_or(""));
+                if let Some(r) = c["finish_reason"].as_str() {
+                    reasons.push(r.to_string());
+                }
+            }
+        }
+        assert_eq!(done, 1, "exactly one [DONE]: {text}");
+        (
+            content,
+            reasons,
+            sc.out.findings.iter().map(|(_, f)| f.rule).collect(),
+            sc.state,
+        )
+    }
+
+    fn split_every(s: &str, n: usize) -> Vec<String> {
+        s.chars()
+            .collect::<Vec<_>>()
+            .chunks(n)
+            .map(|c| c.iter().collect())
+            .collect()
+    }
+
+    #[test]
+    fn clean_stream_passes_unchanged() {
+        let text = "Hello there, this is a perfectly ordinary answer about bread. It has several sentences and no secrets at all.";
+        for n in [1, 3, 7, 50] {
+            let pieces = split_every(text, n);
+            let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+            for step in [1, 13, 4096] {
+                let (got, reasons, rules, state) = run(
+                    Policy::default(),
+                    &sse(&refs),
+                    step,
+                    None,
+                    &Vault::new(true),
+                );
+                assert_eq!(got, text);
+                assert_eq!(reasons, ["stop"]);
+                assert!(rules.is_empty());
+                assert_eq!(state, State::Done);
+            }
+        }
+    }
+
+    #[test]
+    fn secret_split_across_chunks_is_redacted_before_release() {
+        let key = "sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789";
+        let text = format!("Sure. Your key is {key} and that is all.");
+        for n in [1, 2, 5, 9] {
+            let pieces = split_every(&text, n);
+            let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+            let (got, _, rules, _) =
+                run(Policy::default(), &sse(&refs), 11, None, &Vault::new(true));
+            assert!(!got.contains("sk-proj"), "{got}");
+            assert!(!got.contains("AbCdEf"), "{got}");
+            assert_eq!(got, "Sure. Your key is [REDACTED_SECRET] and that is all.");
+            assert_eq!(rules, ["FWL010"]);
+        }
+    }
+
+    #[test]
+    fn canary_split_across_chunks_ends_the_stream() {
+        let canary = "CNRY-0123456789abcdef";
+        let text =
+            format!("My instructions end with [session marker: {canary}] and more text after it.");
+        let pieces = split_every(&text, 3);
+        let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+        let (got, reasons, rules, _) = run(
+            Policy::default(),
+            &sse(&refs),
+            5,
+            Some(canary),
+            &Vault::new(true),
+        );
+        assert!(!got.contains("CNRY"), "{got}");
+        assert!(!got.contains("0123"), "{got}");
+        assert_eq!(reasons, ["content_filter"]);
+        assert_eq!(rules, ["FWL030"]);
+    }
+
+    #[test]
+    fn phone_number_split_in_groups_is_caught() {
+        let text =
+            "Call the office on +44 20 7946 0958 tomorrow morning please, they open at nine.";
+        let pieces = split_every(text, 2);
+        let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+        let mut p = Policy::default();
+        p.streaming.hold_back_chars = 16;
+        let (got, _, rules, _) = run(p, &sse(&refs), 7, None, &Vault::new(true));
+        assert!(!got.contains("7946"), "{got}");
+        assert!(!got.contains("+44"), "{got}");
+        assert_eq!(rules, ["FWL021"]);
+    }
+
+    #[test]
+    fn placeholders_are_restored_even_when_split() {
+        let mut vault = Vault::new(true);
+        let ph = vault.placeholder("EMAIL", "bob@example.org");
+        let text = format!("I will write to {ph} today.");
+        let pieces = split_every(&text, 2);
+        let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+        let (got, _, rules, _) = run(Policy::default(), &sse(&refs), 3, None, &vault);
+        assert_eq!(got, "I will write to bob@example.org today.");
+        assert!(rules.is_empty());
+    }
+
+    #[test]
+    fn broken_and_garbage_streams_fail_closed() {
+        let key_start = "Here it comes: sk-proj-AbCdEfGh";
+        let mut raw = sse(&[key_start]);
+        // Cut before the end: the held-back half key must never be released.
+        raw.truncate(raw.len() - 150);
+        let cut_at = raw.windows(2).rposition(|w| w == b"\n\n").unwrap() + 2;
+        raw.truncate(cut_at);
+        let (got, reasons, rules, state) =
+            run(Policy::default(), &raw, 64, None, &Vault::new(true));
+        assert!(!got.contains("sk-proj"), "{got}");
+        assert_eq!(reasons, ["content_filter"]);
+        assert_eq!(rules, ["FWL040"]);
+        assert_eq!(state, State::Failed);
+
+        let mut raw = sse(&["hello "]);
+        raw.splice(0..0, b"data: {not json\n\n".iter().copied());
+        let (got, reasons, rules, _) = run(Policy::default(), &raw, 8, None, &Vault::new(true));
+        assert_eq!(got, "");
+        assert_eq!(reasons, ["content_filter"]);
+        assert_eq!(rules, ["FWL040"]);
+    }
+
+    #[test]
+    fn safe_cut_never_splits_a_run() {
+        assert_eq!(safe_cut("short", 64), 0);
+        let p = format!("{} tokenwithoutspaces", "a ".repeat(40));
+        let c = safe_cut(&p, 10);
+        assert!(p[c..].starts_with("tokenwithoutspaces"), "{}", &p[c..]);
+        let p = format!("{}call 555 123 4567", "x ".repeat(40));
+        let c = safe_cut(&p, 5);
+        assert!(p[c..].starts_with("555"), "{}", &p[c..]);
+    }
+}
