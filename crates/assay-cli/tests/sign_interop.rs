@@ -265,6 +265,58 @@ fn p521_key_signatures_interoperate() {
 }
 
 #[test]
+fn shipped_example_models_round_trip() {
+    let Some(env) = Env::new() else { return };
+    let (key, public) = env.keys("SECP256R1");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    for ex in ["demo-model", "suspicious-model"] {
+        let m = env.path(ex);
+        fs::create_dir_all(&m).unwrap();
+        for f in fs::read_dir(examples.join(ex)).unwrap() {
+            let f = f.unwrap();
+            fs::copy(f.path(), m.join(f.file_name())).unwrap();
+        }
+        let (py, ours) = (
+            env.path(&format!("{ex}.py.sig")),
+            env.path(&format!("{ex}.assay.sig")),
+        );
+        let mut c = env.ms();
+        c.args(["sign", "key"])
+            .arg(&m)
+            .arg("--private_key")
+            .arg(&key)
+            .arg("--signature")
+            .arg(&py);
+        ok(c);
+        let mut c = assay();
+        c.arg("sign")
+            .arg(&m)
+            .arg("--key")
+            .arg(&key)
+            .arg("--signature")
+            .arg(&ours);
+        ok(c);
+        assert_eq!(subject_digest(&py), subject_digest(&ours), "{ex}");
+        let mut c = assay();
+        c.arg("verify")
+            .arg(&m)
+            .arg("--key")
+            .arg(&public)
+            .arg("--signature")
+            .arg(&py);
+        ok(c);
+        let mut c = env.ms();
+        c.args(["verify", "key"])
+            .arg(&m)
+            .arg("--public_key")
+            .arg(&public)
+            .arg("--signature")
+            .arg(&ours);
+        ok(c);
+    }
+}
+
+#[test]
 fn signature_inside_the_model_and_default_path() {
     let Some(env) = Env::new() else { return };
     let (key, public) = env.keys("SECP256R1");

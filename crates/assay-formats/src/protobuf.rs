@@ -334,7 +334,7 @@ pub fn survey(
     s.messages = 1;
     s.bump(schema.name);
     while let Some((fields, sch)) = stack.last_mut() {
-        let sch: &'static Schema = *sch;
+        let sch: &'static Schema = sch;
         let Some(f) = fields.next() else {
             stack.pop();
             continue;

@@ -20,7 +20,7 @@ pub enum Sniffed {
     Hdf5,
     /// An ONNX `ModelProto` (see [`crate::onnx::sniff`]).
     Onnx,
-    /// A TensorFlow protobuf: SavedModel, GraphDef or Keras metadata.
+    /// A TensorFlow protobuf: SavedModel, GraphDef, Keras metadata, or their text format.
     TensorFlow(crate::savedmodel::TfKind),
     Executable(ExecutableKind),
     /// A script with a `#!` interpreter line.

@@ -298,7 +298,9 @@ fn listed(
         let Some(parts) = normalize_relative(name) else {
             continue;
         };
-        if parts.iter().any(|p| p == "..") || parts.join("/") != *name && name != "." {
+        // Only canonical names (no `.`, `..` or empty components): anything else was
+        // not written by a signer walking a folder and is reported as removed.
+        if parts.join("/") != *name && name != "." {
             continue;
         }
         let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
@@ -374,16 +376,25 @@ fn hash_jobs(jobs: &[Job]) -> Result<Vec<[u8; 32]>, HashError> {
     order.sort_by_key(|&i| std::cmp::Reverse(jobs[i].size));
     let hashed: Vec<(usize, [u8; 32])> = order
         .par_iter()
-        .map_init(
-            || vec![0u8; READ_CHUNK],
-            |buf, &i| hash_job(&jobs[i], buf).map(|d| (i, d)),
-        )
+        .map(|&i| {
+            READ_BUFFER.with_borrow_mut(|buf| {
+                if buf.is_empty() {
+                    buf.resize(READ_CHUNK, 0);
+                }
+                hash_job(&jobs[i], buf).map(|d| (i, d))
+            })
+        })
         .collect::<Result<_, _>>()?;
     let mut out = vec![[0u8; 32]; jobs.len()];
     for (i, d) in hashed {
         out[i] = d;
     }
     Ok(out)
+}
+
+thread_local! {
+    /// One read buffer per hashing thread, for the life of the thread.
+    static READ_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 fn hash_job(job: &Job, buf: &mut [u8]) -> Result<[u8; 32], HashError> {

@@ -226,15 +226,13 @@ impl<'a> StreamScanner<'a> {
                     Step::Stop => c = self.stop_choice(idx),
                 }
             }
-            if finishing {
-                if let Some(st) = self.choices.get_mut(&idx) {
-                    st.finished = true;
-                }
+            if finishing && let Some(st) = self.choices.get_mut(&idx) {
+                st.finished = true;
             }
-            if let Some(o) = c.as_object_mut() {
-                if o.get("logprobs").is_some_and(|l| !l.is_null()) {
-                    o.insert("logprobs".into(), Value::Null);
-                }
+            if let Some(o) = c.as_object_mut()
+                && o.get("logprobs").is_some_and(|l| !l.is_null())
+            {
+                o.insert("logprobs".into(), Value::Null);
             }
             kept.push(c);
         }

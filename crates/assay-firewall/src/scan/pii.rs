@@ -136,7 +136,7 @@ pub fn luhn(d: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn valid_card(s: &str) -> bool {
@@ -210,7 +210,7 @@ fn valid_ipv4(text: &str, start: usize, end: usize) -> bool {
         .all(|o| o.parse::<u16>().is_ok_and(|v| v <= 255) && (o == "0" || !o.starts_with('0')));
     // 1.2.3.4.5 is a version, not an address.
     let before = text[..start].chars().next_back();
-    let after = text[end..].as_bytes();
+    let after = &text.as_bytes()[end..];
     ok && before != Some('.')
         && !(after.first() == Some(&b'.') && after.get(1).is_some_and(u8::is_ascii_digit))
 }

@@ -100,10 +100,10 @@ impl UrlScanner {
         for m in self.bare.find_iter(text) {
             let url = m.as_str();
             let Some(host) = host_of(url) else { continue };
-            if !self.allowed(&host) {
-                if let Some(d) = dangerous_host(url, &host) {
-                    push(out, code::FWL032, d, p.dangerous_urls, m.range());
-                }
+            if !self.allowed(&host)
+                && let Some(d) = dangerous_host(url, &host)
+            {
+                push(out, code::FWL032, d, p.dangerous_urls, m.range());
             }
         }
     }

@@ -221,10 +221,11 @@ pub fn sniff(data: &[u8]) -> Option<TfKind> {
 fn first_len(body: &[u8], number: u32) -> Option<&[u8]> {
     let mut found = None;
     let ok = protobuf::each_field(body, |f| {
-        if let (n, Value::Len(b)) = (f.number, f.value) {
-            if n == number && found.is_none() {
-                found = Some(b);
-            }
+        if let (n, Value::Len(b)) = (f.number, f.value)
+            && n == number
+            && found.is_none()
+        {
+            found = Some(b);
         }
         true
     });

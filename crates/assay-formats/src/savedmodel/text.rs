@@ -89,22 +89,22 @@ pub fn parse(data: &[u8], max_nodes: u64) -> Result<TextGraph, TfError> {
                 let Some(field) = stack.pop() else {
                     return Err(TfError::Text(format!("unbalanced '}}' on line {}", t.line)));
                 };
-                if is_node_block(&field) {
-                    if let Some((name, Some((op, line)))) = node.take() {
-                        if out.nodes.len() as u64 >= max_nodes {
-                            return Err(TfError::Limit {
-                                what: "nodes",
-                                count: out.nodes.len() as u64 + 1,
-                                limit: max_nodes,
-                            });
-                        }
-                        out.nodes.push(TextNode {
-                            name,
-                            op,
-                            line,
-                            function: function.clone(),
+                if is_node_block(&field)
+                    && let Some((name, Some((op, line)))) = node.take()
+                {
+                    if out.nodes.len() as u64 >= max_nodes {
+                        return Err(TfError::Limit {
+                            what: "nodes",
+                            count: out.nodes.len() as u64 + 1,
+                            limit: max_nodes,
                         });
                     }
+                    out.nodes.push(TextNode {
+                        name,
+                        op,
+                        line,
+                        function: function.clone(),
+                    });
                 }
                 if field == b"function" {
                     function = None;
@@ -143,7 +143,9 @@ pub fn parse(data: &[u8], max_nodes: u64) -> Result<TextGraph, TfError> {
         }
     }
     if !stack.is_empty() {
-        return Err(TfError::Text("unterminated message at the end of the file".into()));
+        return Err(TfError::Text(
+            "unterminated message at the end of the file".into(),
+        ));
     }
     Ok(out)
 }
@@ -213,7 +215,9 @@ impl<'a> Tokens<'a> {
                     self.pos += 1;
                 }
                 self.pos += 1;
-                Ok(Tok::Word(self.data[start..self.pos.min(self.data.len())].to_vec()))
+                Ok(Tok::Word(
+                    self.data[start..self.pos.min(self.data.len())].to_vec(),
+                ))
             }
             b'{' | b'}' | b'<' | b'>' | b':' | b',' | b';' | b']' => {
                 self.pos += 1;
@@ -359,6 +363,9 @@ meta_graphs {
         let deep = "a {".repeat(100);
         assert!(parse(deep.as_bytes(), 10).is_err());
         let many = "node { op: \"NoOp\" }\n".repeat(5);
-        assert!(matches!(parse(many.as_bytes(), 3), Err(TfError::Limit { .. })));
+        assert!(matches!(
+            parse(many.as_bytes(), 3),
+            Err(TfError::Limit { .. })
+        ));
     }
 }

@@ -10,8 +10,10 @@ use assay_formats::gguf::{self, Issue, Value};
 use assay_report::Severity;
 use std::collections::HashMap;
 
-/// Elements of one string array checked as metadata (vocabularies are skipped entirely).
+/// Elements of one string array checked as metadata.
 const MAX_ARRAY_STRINGS_CHECKED: usize = 10_000;
+/// Chat templates analysed per file (real files have one to four).
+const MAX_TEMPLATES: usize = 64;
 
 pub fn scan(ctx: &mut FileScan, data: &[u8], loc: &Loc, depth: u32) -> Format {
     let (g, error) = gguf::parse_partial(data);
@@ -210,9 +212,27 @@ fn metadata(ctx: &mut FileScan, g: &gguf::Gguf, loc: &Loc, depth: u32) {
         url: code::GGF008,
         url_expected,
     };
+    let mut templates = 0usize;
     for kv in &g.kvs {
         let key = kv.key.as_str();
         if is_template_key(key) {
+            templates += 1;
+            if templates > MAX_TEMPLATES {
+                if templates == MAX_TEMPLATES + 1 {
+                    ctx.incomplete = true;
+                    ctx.add(
+                        code::HFR002,
+                        Severity::High,
+                        loc,
+                        Some(kv.offset),
+                        format!(
+                            "more than {MAX_TEMPLATES} chat templates; the rest were not analysed"
+                        ),
+                        None,
+                    );
+                }
+                continue;
+            }
             match &kv.value {
                 Value::Str(s) => {
                     let src = String::from_utf8_lossy(s);

@@ -634,10 +634,11 @@ impl Reporter {
             });
         m.count += 1;
         m.severity = m.severity.max(severity);
-        if let Some(e) = evidence {
-            if m.evidence.len() < MAX_QUOTED_PATHS && !m.evidence.contains(&e) {
-                m.evidence.push(e);
-            }
+        if let Some(e) = evidence
+            && m.evidence.len() < MAX_QUOTED_PATHS
+            && !m.evidence.contains(&e)
+        {
+            m.evidence.push(e);
         }
     }
 
