@@ -93,14 +93,16 @@ pub fn decompress_to<W: Write>(
         Compression::Zlib => copy(flate2::read::ZlibDecoder::new(input), &mut w),
         Compression::Bzip2 => copy(bzip2::read::MultiBzDecoder::new(input), &mut w),
         Compression::Lz4Frame => copy(lz4_flex::frame::FrameDecoder::new(input), &mut w),
-        Compression::Xz => {
+        // lzma-rs has arithmetic that can overflow on crafted headers (found by
+        // `cargo fuzz run compress`); a panic there must become an error, not a crash.
+        Compression::Xz => no_panic(|| {
             let mut r = io::BufReader::new(input);
             lzma_rs::xz_decompress(&mut r, &mut w).map_err(|e| e.to_string())
-        }
-        Compression::Lzma => {
+        }),
+        Compression::Lzma => no_panic(|| {
             let mut r = io::BufReader::new(input);
             lzma_rs::lzma_decompress(&mut r, &mut w).map_err(|e| e.to_string())
-        }
+        }),
     };
     if w.exceeded {
         return Err(DecompressError::LimitExceeded { limit });
@@ -115,6 +117,12 @@ pub fn decompress_to<W: Write>(
             message,
         }),
     }
+}
+
+/// Runs a third-party decoder, turning a panic inside it into an error.
+fn no_panic(f: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err("decoder failed on malformed input".to_string()))
 }
 
 fn copy<R: Read, W: Write>(mut r: R, w: &mut W) -> Result<(), String> {
@@ -138,4 +146,20 @@ pub fn decompress_vec(
     let mut v = Vec::new();
     decompress_to(kind, input, &mut v, limit)?;
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An xz stream whose index size overflowed inside lzma-rs: an error, not a panic.
+    #[test]
+    fn crafted_xz_index_is_an_error() {
+        let mut xz = b"\xfd7zXZ\0\0\x04\xe6\xd6\xb4\x46".to_vec();
+        xz.extend([0u8; 12]);
+        xz.extend(b"\xff\xff\xff\xff\0\0YZ");
+        for kind in [Compression::Xz, Compression::Lzma] {
+            let _ = decompress_vec(kind, &xz, 1 << 20);
+        }
+    }
 }

@@ -430,8 +430,12 @@ fn lzma_member<W: Write>(raw: &[u8], e: &ZipEntry, w: &mut W) -> Result<(), Stri
     let size = if e.flags & 2 != 0 { u64::MAX } else { e.size };
     stream.extend(size.to_le_bytes());
     stream.extend_from_slice(body);
-    lzma_rs::lzma_decompress(&mut std::io::BufReader::new(&stream[..]), w)
-        .map_err(|err| err.to_string())
+    // lzma-rs can panic on crafted input (arithmetic overflow): make it an error.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        lzma_rs::lzma_decompress(&mut std::io::BufReader::new(&stream[..]), w)
+            .map_err(|err| err.to_string())
+    }))
+    .unwrap_or_else(|_| Err("LZMA decoder failed on malformed input".to_string()))
 }
 
 /// CRC-32 as zip computes it.
