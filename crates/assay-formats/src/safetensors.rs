@@ -1112,7 +1112,11 @@ mod tests {
             let mut h = String::from("{}");
             h.push_str(&" ".repeat(n - 2));
             let f = file(&h, 0);
-            assert_eq!(crate::sniff::sniff(&f), crate::sniff::Sniffed::Safetensors, "{n}");
+            assert_eq!(
+                crate::sniff::sniff(&f),
+                crate::sniff::Sniffed::Safetensors,
+                "{n}"
+            );
             assert_eq!(parse(&f).unwrap().issues, vec![]);
         }
     }
