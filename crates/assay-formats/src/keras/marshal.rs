@@ -350,39 +350,61 @@ impl Reader<'_> {
     }
 
     fn code(&mut self, depth: usize) -> Result<(), MarshalError> {
-        let d = depth + 1;
-        match self.layout {
-            Layout::Py311 => {
-                self.take(5 * 4)?;
-                self.object(d, Role::Other)?; // co_code
-                self.object(d, Role::Consts)?; // co_consts
-                self.object(d, Role::Names)?; // co_names
-                self.object(d, Role::Other)?; // co_localsplusnames
-                self.object(d, Role::Other)?; // co_localspluskinds
-                self.object(d, Role::Filename)?; // co_filename
-                self.object(d, Role::Function)?; // co_name
-                self.object(d, Role::Other)?; // co_qualname
-                self.take(4)?; // co_firstlineno
-                self.object(d, Role::Other)?; // co_linetable
-                self.object(d, Role::Other)?; // co_exceptiontable
-            }
-            Layout::Py38 => {
-                self.take(6 * 4)?;
-                self.object(d, Role::Other)?; // co_code
-                self.object(d, Role::Consts)?; // co_consts
-                self.object(d, Role::Names)?; // co_names
-                self.object(d, Role::Other)?; // co_varnames
-                self.object(d, Role::Other)?; // co_freevars
-                self.object(d, Role::Other)?; // co_cellvars
-                self.object(d, Role::Filename)?; // co_filename
-                self.object(d, Role::Function)?; // co_name
-                self.take(4)?; // co_firstlineno
-                self.object(d, Role::Other)?; // co_lnotab / co_linetable
+        let fields = match self.layout {
+            Layout::Py311 => CODE_PY311,
+            Layout::Py38 => CODE_PY38,
+        };
+        for field in fields {
+            match *field {
+                Field::Raw(n) => {
+                    self.take(n)?;
+                }
+                Field::Obj(role) => self.object(depth + 1, role)?,
             }
         }
         Ok(())
     }
 }
+
+/// One field of a marshalled code object, in the order CPython writes it.
+#[derive(Clone, Copy)]
+enum Field {
+    /// That many raw bytes (little-endian ints).
+    Raw(usize),
+    /// A nested marshalled object, read for what `role` keeps of it.
+    Obj(Role),
+}
+
+/// Code object layout of CPython 3.11 and later.
+const CODE_PY311: &[Field] = &[
+    Field::Raw(5 * 4),          // argcount .. flags
+    Field::Obj(Role::Other),    // co_code
+    Field::Obj(Role::Consts),   // co_consts
+    Field::Obj(Role::Names),    // co_names
+    Field::Obj(Role::Other),    // co_localsplusnames
+    Field::Obj(Role::Other),    // co_localspluskinds
+    Field::Obj(Role::Filename), // co_filename
+    Field::Obj(Role::Function), // co_name
+    Field::Obj(Role::Other),    // co_qualname
+    Field::Raw(4),              // co_firstlineno
+    Field::Obj(Role::Other),    // co_linetable
+    Field::Obj(Role::Other),    // co_exceptiontable
+];
+
+/// Code object layout of CPython 3.8 to 3.10.
+const CODE_PY38: &[Field] = &[
+    Field::Raw(6 * 4),          // argcount .. flags
+    Field::Obj(Role::Other),    // co_code
+    Field::Obj(Role::Consts),   // co_consts
+    Field::Obj(Role::Names),    // co_names
+    Field::Obj(Role::Other),    // co_varnames
+    Field::Obj(Role::Other),    // co_freevars
+    Field::Obj(Role::Other),    // co_cellvars
+    Field::Obj(Role::Filename), // co_filename
+    Field::Obj(Role::Function), // co_name
+    Field::Raw(4),              // co_firstlineno
+    Field::Obj(Role::Other),    // co_lnotab / co_linetable
+];
 
 #[cfg(test)]
 mod tests {
