@@ -320,7 +320,11 @@ fn broken_pipe_is_success() {
 fn unsupported_files_are_listed_not_skipped() {
     let dir = tempfile::tempdir().unwrap();
     // Binary content in no format Assay reads (text is read for secrets, so use bytes).
-    std::fs::write(dir.path().join("blob.dat"), [0xde, 0xad, 0xbe, 0xef, 0x00, 0x01, 0xfe, 0x7f]).unwrap();
+    std::fs::write(
+        dir.path().join("blob.dat"),
+        [0xde, 0xad, 0xbe, 0xef, 0x00, 0x01, 0xfe, 0x7f],
+    )
+    .unwrap();
     let (code, r) = json(&["scan", dir.path().to_str().unwrap()]);
     assert_eq!(code, 0);
     assert_eq!(r["files"][0]["status"], "unsupported");

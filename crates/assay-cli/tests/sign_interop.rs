@@ -137,6 +137,30 @@ open(r"{public}", "wb").write(k.public_key().public_bytes(s.Encoding.PEM, s.Publ
     fn ms(&self) -> Command {
         Command::new(&self.tool)
     }
+
+    /// The reference tool's certificate verification of `model` against `chain`.
+    fn ms_verify_cert(&self, model: &Path, chain: &Path, sig: &Path) -> Command {
+        let mut c = self.ms();
+        c.args(["verify", "certificate"])
+            .arg(model)
+            .arg("--certificate_chain")
+            .arg(chain)
+            .arg("--signature")
+            .arg(sig);
+        c
+    }
+}
+
+/// Assay's certificate verification of `model` against `chain`.
+fn assay_verify_cert(model: &Path, chain: &Path, sig: &Path) -> Command {
+    let mut c = assay();
+    c.arg("verify")
+        .arg(model)
+        .arg("--certificate-chain")
+        .arg(chain)
+        .arg("--signature")
+        .arg(sig);
+    c
 }
 
 fn flip_one_byte(p: &Path) {
@@ -409,14 +433,7 @@ open(f"{d}/leaf.key", "wb").write(lk.private_bytes(s.Encoding.PEM, s.PrivateForm
         .arg("--signature")
         .arg(&sig);
     ok(c);
-    let mut c = assay();
-    c.arg("verify")
-        .arg(&m)
-        .arg("--certificate-chain")
-        .arg(&root)
-        .arg("--signature")
-        .arg(&sig);
-    ok(c);
+    ok(assay_verify_cert(&m, &root, &sig));
 
     let ours = d.join("assay-cert.sig");
     let mut c = assay();
@@ -431,53 +448,18 @@ open(f"{d}/leaf.key", "wb").write(lk.private_bytes(s.Encoding.PEM, s.PrivateForm
         .arg("--signature")
         .arg(&ours);
     ok(c);
-    let mut c = env.ms();
-    c.args(["verify", "certificate"])
-        .arg(&m)
-        .arg("--certificate_chain")
-        .arg(&root)
-        .arg("--signature")
-        .arg(&ours);
-    ok(c);
+    ok(env.ms_verify_cert(&m, &root, &ours));
 
     // Trusting only the intermediate is refused by both.
     for s in [&sig, &ours] {
-        let mut c = assay();
-        c.arg("verify")
-            .arg(&m)
-            .arg("--certificate-chain")
-            .arg(&int)
-            .arg("--signature")
-            .arg(s);
-        fails(c);
-        let mut c = env.ms();
-        c.args(["verify", "certificate"])
-            .arg(&m)
-            .arg("--certificate_chain")
-            .arg(&int)
-            .arg("--signature")
-            .arg(s);
-        fails(c);
+        fails(assay_verify_cert(&m, &int, s));
+        fails(env.ms_verify_cert(&m, &int, s));
     }
 
     flip_one_byte(&m.join("config.json"));
     for s in [&sig, &ours] {
-        let mut c = assay();
-        c.arg("verify")
-            .arg(&m)
-            .arg("--certificate-chain")
-            .arg(&root)
-            .arg("--signature")
-            .arg(s);
-        fails(c);
-        let mut c = env.ms();
-        c.args(["verify", "certificate"])
-            .arg(&m)
-            .arg("--certificate_chain")
-            .arg(&root)
-            .arg("--signature")
-            .arg(s);
-        fails(c);
+        fails(assay_verify_cert(&m, &root, s));
+        fails(env.ms_verify_cert(&m, &root, s));
     }
 }
 
