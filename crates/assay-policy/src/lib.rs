@@ -169,7 +169,11 @@ fn rule_json(engine: &mut regorus::Engine, rule: &str) -> Result<Option<Value>, 
         .map_err(|e| PolicyError::Eval(format!("{rule}: {e}")))
 }
 
-fn values(engine: &mut regorus::Engine, source: &str, rule: &str) -> Result<Vec<Value>, PolicyError> {
+fn values(
+    engine: &mut regorus::Engine,
+    source: &str,
+    rule: &str,
+) -> Result<Vec<Value>, PolicyError> {
     if !defines(engine, source, rule) {
         return Ok(Vec::new());
     }

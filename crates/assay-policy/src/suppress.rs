@@ -72,7 +72,20 @@ pub fn normalize_time(s: &str) -> Option<String> {
     let m: u32 = date.get(5..7)?.parse().ok()?;
     let d: u32 = date.get(8..10)?.parse().ok()?;
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     if !(1..=12).contains(&m) || d == 0 || d > days[(m - 1) as usize] {
         return None;
     }
@@ -87,7 +100,8 @@ pub fn normalize_time(s: &str) -> Option<String> {
             if h.len() != 2 || mi.len() != 2 || se.len() != 2 {
                 return None;
             }
-            let (h, mi, se): (u32, u32, u32) = (h.parse().ok()?, mi.parse().ok()?, se.parse().ok()?);
+            let (h, mi, se): (u32, u32, u32) =
+                (h.parse().ok()?, mi.parse().ok()?, se.parse().ok()?);
             if h > 23 || mi > 59 || se > 60 {
                 return None;
             }
@@ -100,19 +114,15 @@ pub fn normalize_time(s: &str) -> Option<String> {
 /// Reads a suppressions file; `name` is the file name messages show. Every problem is
 /// collected and reported at once, each with its line and column.
 pub fn parse_suppressions(name: &str, text: &str) -> Result<Vec<Suppression>, String> {
-    let file: File = toml::from_str(text).map_err(|e| {
-        match e.span() {
-            Some(span) => {
-                let (l, c) = line_col(text, span.start);
-                format!("{name}:{l}:{c}: {}", e.message())
-            }
-            None => format!("{name}: {}", e.message()),
+    let file: File = toml::from_str(text).map_err(|e| match e.span() {
+        Some(span) => {
+            let (l, c) = line_col(text, span.start);
+            format!("{name}:{l}:{c}: {}", e.message())
         }
+        None => format!("{name}: {}", e.message()),
     })?;
     if file.suppression.len() > MAX_SUPPRESSIONS {
-        return Err(format!(
-            "{name}: more than {MAX_SUPPRESSIONS} suppressions"
-        ));
+        return Err(format!("{name}: more than {MAX_SUPPRESSIONS} suppressions"));
     }
     let mut out = Vec::new();
     let mut problems = Vec::new();
@@ -146,7 +156,9 @@ pub fn parse_suppressions(name: &str, text: &str) -> Result<Vec<Suppression>, St
             ));
             continue;
         }
-        let expires_spanned = e.expires.unwrap_or_else(|| toml::Spanned::new(0..0, String::new()));
+        let expires_spanned = e
+            .expires
+            .unwrap_or_else(|| toml::Spanned::new(0..0, String::new()));
         let Some(expires) = normalize_time(expires_spanned.get_ref()) else {
             let (l, c) = line_col(text, expires_spanned.span().start);
             problems.push(format!(
@@ -181,7 +193,10 @@ mod tests {
 
     #[test]
     fn normalizes_dates() {
-        assert_eq!(normalize_time("2026-12-31").unwrap(), "2026-12-31T00:00:00Z");
+        assert_eq!(
+            normalize_time("2026-12-31").unwrap(),
+            "2026-12-31T00:00:00Z"
+        );
         assert_eq!(
             normalize_time("2026-02-28T13:05:09Z").unwrap(),
             "2026-02-28T13:05:09Z"

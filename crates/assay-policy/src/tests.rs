@@ -31,7 +31,14 @@ fn finding(rule: &str, sev: &str) -> Value {
 fn default_policy_admits_a_clean_complete_scan() {
     let p = Policy::default_policy().unwrap();
     let d = p
-        .evaluate(&input(json!([finding("PKL003", "medium")]), STAGES_COMPLETE, json!([])), None)
+        .evaluate(
+            &input(
+                json!([finding("PKL003", "medium")]),
+                STAGES_COMPLETE,
+                json!([]),
+            ),
+            None,
+        )
         .unwrap();
     assert!(d.allow, "{d:?}");
     assert!(d.deny.is_empty() && d.warn.is_empty());
@@ -42,7 +49,10 @@ fn default_policy_refuses_high_findings_and_incomplete_scans_with_every_reason()
     let p = Policy::default_policy().unwrap();
     let stages = STAGES_COMPLETE.replace(r#""tensor":"complete""#, r#""tensor":"not_run""#);
     let d = p
-        .evaluate(&input(json!([finding("PKL001", "critical")]), &stages, json!([])), None)
+        .evaluate(
+            &input(json!([finding("PKL001", "critical")]), &stages, json!([])),
+            None,
+        )
         .unwrap();
     assert!(!d.allow);
     assert_eq!(
@@ -79,7 +89,10 @@ fn suppressions_apply_until_they_expire_and_unused_ones_are_reported() {
         {"id": "S3", "rule": "PKL001", "path": "m/", "reason": "r", "expires": "2026-01-01T00:00:00Z"},
     ]);
     let d = p
-        .evaluate(&input(json!([finding("PKL001", "critical")]), STAGES_COMPLETE, sup), None)
+        .evaluate(
+            &input(json!([finding("PKL001", "critical")]), STAGES_COMPLETE, sup),
+            None,
+        )
         .unwrap();
     assert!(d.allow, "{d:?}");
     assert_eq!(d.suppressed.len(), 1);
@@ -92,8 +105,12 @@ fn suppressions_apply_until_they_expire_and_unused_ones_are_reported() {
         ]
     );
     // Once S1 has expired too, the finding refuses the model again.
-    let mut i = input(json!([finding("PKL001", "critical")]), STAGES_COMPLETE, json!([
-        {"id": "S1", "rule": "PKL001", "reason": "r", "expires": "2026-01-01T00:00:00Z"}]));
+    let mut i = input(
+        json!([finding("PKL001", "critical")]),
+        STAGES_COMPLETE,
+        json!([
+        {"id": "S1", "rule": "PKL001", "reason": "r", "expires": "2026-01-01T00:00:00Z"}]),
+    );
     i["now"] = json!("2026-06-01T00:00:00Z");
     let d = p.evaluate(&i, None).unwrap();
     assert!(!d.allow);
@@ -101,18 +118,27 @@ fn suppressions_apply_until_they_expire_and_unused_ones_are_reported() {
 
 #[test]
 fn policy_errors_name_the_file_and_line() {
-    let e = Policy::from_source("mine.rego", "package assay\nimport rego.v1\n\ndeny contains x if {\n  x := \n}\n")
-        .err()
-        .unwrap()
-        .to_string();
+    let e = Policy::from_source(
+        "mine.rego",
+        "package assay\nimport rego.v1\n\ndeny contains x if {\n  x := \n}\n",
+    )
+    .err()
+    .unwrap()
+    .to_string();
     assert!(e.contains("mine.rego:5:5"), "{e}");
-    let e = Policy::from_source("other.rego", "package other\nimport rego.v1\ndeny contains 1 if true\n")
-        .err()
-        .unwrap()
-        .to_string();
+    let e = Policy::from_source(
+        "other.rego",
+        "package other\nimport rego.v1\ndeny contains 1 if true\n",
+    )
+    .err()
+    .unwrap()
+    .to_string();
     assert!(e.contains("package assay"), "{e}");
-    let nodeny = Policy::from_source("nodeny.rego", "package assay\nimport rego.v1\nallow := true\n")
-        .unwrap();
+    let nodeny = Policy::from_source(
+        "nodeny.rego",
+        "package assay\nimport rego.v1\nallow := true\n",
+    )
+    .unwrap();
     let e = nodeny.evaluate(&json!({}), None).unwrap_err().to_string();
     assert!(e.contains("no `deny` rule"), "{e}");
     // A runtime error (conflicting values of a complete rule) points at the policy.
