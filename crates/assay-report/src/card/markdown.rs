@@ -40,9 +40,10 @@ pub struct CardInput<'a> {
     pub attestation_note: Option<&'a str>,
 }
 
-/// Escapes text for a Markdown table cell: every ASCII punctuation character that
-/// Markdown or HTML gives meaning to is backslash-escaped, control characters become
-/// spaces, and long text is cut.
+/// Escapes text for a Markdown table cell. The characters that Markdown gives meaning
+/// to inside a line are backslash-escaped (only those every common renderer — GitHub's
+/// cmark-gfm, Hugging Face, Python-Markdown — accepts escaped), HTML specials and `~`
+/// become entities, control characters become spaces, and long text is cut.
 pub fn md_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for (i, c) in s.chars().enumerate() {
@@ -52,13 +53,14 @@ pub fn md_escape(s: &str) -> String {
         }
         match c {
             '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '#' | '+' | '-' | '.'
-            | '!' | '|' | '~' | '"' | '\'' | ':' | '=' => {
+            | '!' | '|' => {
                 out.push('\\');
                 out.push(c);
             }
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '&' => out.push_str("&amp;"),
+            '~' => out.push_str("&#126;"),
             c if c.is_control() => out.push(' '),
             c => out.push(c),
         }
@@ -168,8 +170,10 @@ pub fn render_section(c: &CardInput<'_>) -> String {
         o.push('\n');
     }
 
-    o.push_str("| | |\n|---|---|\n");
-    o.push_str(&format!("| Root digest | `sha256:{}` |\n", rec.root_sha256));
+    o.push_str(&format!(
+        "- **Root digest**: `sha256:{}`\n",
+        rec.root_sha256
+    ));
     let mut covers = format!("{} file{}", rec.files.len(), plural(rec.files.len()));
     let mut left_out: Vec<String> = rec
         .ignored
@@ -182,9 +186,9 @@ pub fn render_section(c: &CardInput<'_>) -> String {
     if !left_out.is_empty() {
         covers.push_str(&format!("; left out: {}", left_out.join(", ")));
     }
-    o.push_str(&format!("| Digest covers | {covers} |\n"));
+    o.push_str(&format!("- **Digest covers**: {covers}\n"));
     o.push_str(&format!(
-        "| Scanned | {} by `{}` ({}), fail-on `{}` |\n",
+        "- **Scanned**: {} by `{}` ({}), fail-on `{}`\n",
         rec.generated_at,
         code_escape(&rec.tool),
         md_escape(c.source),
@@ -192,16 +196,16 @@ pub fn render_section(c: &CardInput<'_>) -> String {
     ));
     match (c.signed, c.attestation_note) {
         (Some(sb), _) => o.push_str(&format!(
-            "| Attestation | signed scan attestation `{}`, verified: {}, verdict `{}` at {} |\n",
+            "- **Attestation**: signed scan attestation `{}`, verified: {}, verdict `{}` at {}\n",
             code_escape(&sb.path),
             md_escape(&sb.signer),
             md_escape(&sb.verdict),
             md_escape(&sb.scanned_at)
         )),
         (None, Some(note)) => {
-            o.push_str(&format!("| Attestation | {} |\n", md_escape(note)));
+            o.push_str(&format!("- **Attestation**: {}\n", md_escape(note)));
         }
-        (None, None) => o.push_str("| Attestation | none (unsigned) |\n"),
+        (None, None) => o.push_str("- **Attestation**: none (unsigned)\n"),
     }
     o.push_str(
         "\nThe digest is the OpenSSF model-signing root digest of the files (what `assay sign` \
@@ -244,8 +248,8 @@ mod tests {
     #[test]
     fn escapes_markdown_and_html() {
         assert_eq!(
-            md_escape("a|b <img src=x> [l](u) `c`"),
-            "a\\|b &lt;img src\\=x&gt; \\[l\\]\\(u\\) \\`c\\`"
+            md_escape("a|b <img src=x> [l](u) `c` ~~s~~"),
+            "a\\|b &lt;img src=x&gt; \\[l\\]\\(u\\) \\`c\\` &#126;&#126;s&#126;&#126;"
         );
         assert_eq!(md_escape("x\ny"), "x y");
         assert_eq!(link_escape("my badge (1).svg"), "my%20badge%20%281%29.svg");

@@ -1,7 +1,8 @@
 //! Putting the card section into a README and taking it out again.
 //!
-//! The section goes right after the YAML front matter (Hugging Face model cards start
-//! with one) or at the very top, and is followed by exactly one blank line. Taking it out
+//! A new section goes at the end of the README (after the model's own description), or,
+//! when the README does not end with a line break, right after its YAML front matter
+//! (Hugging Face model cards start with one); it is followed by exactly one blank line. Taking it out
 //! removes the markers, everything between them and that one line, so for a README
 //! that had no section, `strip(insert(x)) == x` byte for byte: the README's digest
 //! without the card is the digest of the README as it was scanned. Re-running replaces
@@ -68,8 +69,12 @@ pub fn strip(text: &str) -> Result<String, String> {
     })
 }
 
-/// Where a new section goes: after YAML front matter (`---` … `---` at the top), or 0.
+/// Where a new section goes: at the end when the text ends with a line break (or is
+/// empty), else after YAML front matter (`---` … `---` at the top), else at 0.
 fn insertion_point(text: &str) -> usize {
+    if text.is_empty() || text.ends_with('\n') {
+        return text.len();
+    }
     let first_len = if text.starts_with("---\n") {
         4
     } else if text.starts_with("---\r\n") {
@@ -134,15 +139,22 @@ mod tests {
     }
 
     #[test]
-    fn goes_after_front_matter_and_replaces_in_place() {
+    fn goes_at_the_end_and_replaces_in_place() {
         let readme = "---\nlicense: mit\n---\n# Model\n";
         let with = insert(readme, &section("X")).unwrap();
+        assert!(with.starts_with("---\nlicense: mit\n---\n# Model\n<!-- assay-card:begin"));
+        assert!(with.ends_with(&format!("{END}\n\n")));
+        let cut = "---\nlicense: mit\n---\n# Model";
+        let with = insert(cut, &section("X")).unwrap();
         assert!(with.starts_with("---\nlicense: mit\n---\n<!-- assay-card:begin"));
-        assert!(with.ends_with(&format!("{END}\n\n# Model\n")));
-        // A section the user moved to the bottom stays there.
-        let moved = format!("# Model\n\nmore\n\n{}", section("X"));
+        // A section the user moved to the top stays there.
+        let moved = format!("{}\n# Model\n\nmore\n", section("X"));
         let redone = insert(&moved, &section("Y")).unwrap();
-        assert!(redone.starts_with("# Model\n\nmore\n\n<!-- assay-card:begin"));
+        assert!(redone.starts_with("<!-- assay-card:begin"));
+        assert!(
+            redone.contains("\nY\n")
+                && redone.ends_with("{END}\n\n# Model\n\nmore\n".replace("{END}", END).as_str())
+        );
     }
 
     #[test]
