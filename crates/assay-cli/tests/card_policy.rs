@@ -281,6 +281,17 @@ fn card_check_fails_when_any_file_changes_after_the_scan() {
     .unwrap();
     expect_fail("says complete but the card says failed");
     reset();
+    // So is a hand edit of the visible text alone.
+    fs::write(
+        m.join("README.md"),
+        readme.replace(
+            "| Tensor | complete | 0 |",
+            "| Tensor | complete | 0 |\n| Extra | complete | 0 |",
+        ),
+    )
+    .unwrap();
+    expect_fail("the card's text was edited by hand");
+    reset();
 
     // The card and badge copied onto other bytes (the suspicious model).
     let other = d.join("other");

@@ -237,6 +237,7 @@ fn write(a: &CardArgs) -> Result<ExitCode> {
         findings: report.summary.findings.clone(),
         stages: report.summary.stages.clone(),
         attestation_key: signed.as_ref().map(|s| s.key_hint.clone()),
+        section_sha256: None,
     };
     let badge_link = relative_link(&place.card_file, &place.badge);
     let section = render_section(&CardInput {
@@ -601,12 +602,15 @@ fn check(a: &CardArgs) -> Result<ExitCode> {
                 .push("the files differ from the card (the card's file list was edited)".into());
         }
     }
+    if let Err(e) = card::check_section(&text, &record) {
+        problems.push(e);
+    }
     let badge = a
         .badge
         .clone()
         .or_else(|| record.badge.as_ref().map(|b| model.join(b)));
-    match &badge {
-        Some(b) => match fs::read_to_string(b).ok().as_deref().and_then(parse_badge) {
+    if let Some(b) = &badge {
+        match fs::read_to_string(b).ok().as_deref().and_then(parse_badge) {
             None => problems.push(format!(
                 "badge {} is missing or not an Assay badge",
                 b.display()
@@ -627,8 +631,7 @@ fn check(a: &CardArgs) -> Result<ExitCode> {
                     ));
                 }
             }
-        },
-        None => {}
+        }
     }
     let mut out = std::io::stdout().lock();
     if problems.is_empty() {

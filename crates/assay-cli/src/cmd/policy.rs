@@ -21,7 +21,7 @@ use std::process::ExitCode;
 #[derive(Subcommand, Debug)]
 pub enum PolicyCommand {
     /// Admit or refuse a model: exit 0 admitted, 1 refused, 2 error.
-    Check(CheckArgs),
+    Check(Box<CheckArgs>),
     /// Print the default policy (policy/default.rego), to copy and edit.
     Show,
 }
@@ -76,7 +76,7 @@ pub fn run(c: PolicyCommand) -> Result<ExitCode> {
                 .write_all(assay_policy::DEFAULT_POLICY.as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
-        PolicyCommand::Check(a) => check(a),
+        PolicyCommand::Check(a) => check(*a),
     }
 }
 

@@ -84,15 +84,27 @@ fn stage_cell(st: Option<&StageStatus>) -> &'static str {
     }
 }
 
-/// Renders the whole section, markers included, ending with a newline.
+/// Stands for the record line while the visible text is digested.
+const RECORD_PLACEHOLDER: &str = "<!-- assay-card-data -->";
+
+/// Renders the whole section, markers included, ending with a newline. The record it
+/// embeds carries the digest of the section's visible text ([`super::visible_sha256`]),
+/// so a hand edit of the text (a verdict changed to "complete") is caught by `--check`.
 pub fn render_section(c: &CardInput<'_>) -> String {
+    let body = render_body(c);
+    let mut rec = c.record.clone();
+    rec.section_sha256 = Some(super::visible_sha256(&body));
+    body.replacen(RECORD_PLACEHOLDER, &rec.to_comment(), 1)
+}
+
+fn render_body(c: &CardInput<'_>) -> String {
     let r = c.report;
     let s = &r.summary;
     let rec = c.record;
     let mut o = String::new();
     o.push_str(BEGIN);
     o.push('\n');
-    o.push_str(&rec.to_comment());
+    o.push_str(RECORD_PLACEHOLDER);
     o.push_str("\n\n## Security scan\n\n");
     let headline = match rec.state {
         super::CardState::Complete => "Scan complete",

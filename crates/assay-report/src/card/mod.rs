@@ -195,6 +195,42 @@ pub struct CardRecord {
     /// Hint (hex SHA-256 of the PEM) of the key whose scan attestation was verified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attestation_key: Option<String>,
+    /// [`visible_sha256`] of the section the record sits in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section_sha256: Option<String>,
+}
+
+/// Hex SHA-256 of a card section's text without its record line: what a reader sees.
+pub fn visible_sha256(section: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for line in section.split_inclusive('\n') {
+        if !line.starts_with(DATA_OPEN.trim_end()) {
+            h.update(line.trim_end_matches(['\r', '\n']).as_bytes());
+            h.update(b"\n");
+        }
+    }
+    hex::encode(h.finalize())
+}
+
+/// Checks that the card section in `text` still reads as it was written: its visible
+/// text hashes to the record's `section_sha256`.
+pub fn check_section(text: &str, record: &CardRecord) -> Result<(), String> {
+    let Some(want) = &record.section_sha256 else {
+        return Ok(());
+    };
+    let span = readme::find(text)?.ok_or("the card has no assay-card markers")?;
+    let section = &text[span.start..span.end];
+    let end = section.rfind(readme::END).map(|i| i + readme::END.len());
+    let section = &section[..end.unwrap_or(section.len())];
+    if visible_sha256(section) == *want {
+        Ok(())
+    } else {
+        Err(
+            "the card's text was edited by hand (it no longer reads as `assay card` wrote it)"
+                .into(),
+        )
+    }
 }
 
 const DATA_OPEN: &str = "<!-- assay-card-data ";
@@ -300,6 +336,7 @@ mod tests {
             findings: BTreeMap::new(),
             stages: BTreeMap::new(),
             attestation_key: None,
+            section_sha256: None,
         };
         let c = r.to_comment();
         assert!(!c[4..c.len() - 3].contains("--"), "{c}");
