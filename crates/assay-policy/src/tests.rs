@@ -163,3 +163,29 @@ fn deny_objects_use_their_msg() {
     let d = p.evaluate(&json!({}), None).unwrap();
     assert_eq!(d.deny, ["no"]);
 }
+
+#[test]
+fn shipped_examples_compile_and_behave() {
+    let p = Policy::load(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policy/examples/require_signature.rego"
+    )))
+    .unwrap();
+    let i = input(json!([]), STAGES_COMPLETE, json!([]));
+    let d = p.evaluate(&i, Some(&json!({"release_keys": ["k1"]}))).unwrap();
+    assert_eq!(d.deny.len(), 1);
+    assert!(d.deny[0].starts_with("model is not signed"));
+    let mut signed = i.clone();
+    signed["signature"] =
+        json!({"present": true, "verified": true, "signer": {"key_hint": "k1"}, "path": "m/model.sig"});
+    let d = p.evaluate(&signed, Some(&json!({"release_keys": ["k1"]}))).unwrap();
+    assert!(d.allow, "{d:?}");
+    let d = p.evaluate(&signed, Some(&json!({"release_keys": ["k2"]}))).unwrap();
+    assert_eq!(d.deny, ["signed by key k1, which is not a release key"]);
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policy/examples/suppressions.toml"
+    ))
+    .unwrap();
+    assert_eq!(parse_suppressions("suppressions.toml", &text).unwrap().len(), 1);
+}
