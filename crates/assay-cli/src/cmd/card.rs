@@ -168,7 +168,10 @@ fn write(a: &CardArgs) -> Result<ExitCode> {
     };
 
     let fail_on = a.fail_on.severity();
-    let (report, source) = match &a.report {
+    let digest = || {
+        bind::manifest(model, &binding).with_context(|| format!("cannot hash {}", model.display()))
+    };
+    let (report, source, manifest) = match &a.report {
         Some(p) => {
             let text =
                 fs::read(p).with_context(|| format!("cannot read report {}", p.display()))?;
@@ -178,7 +181,7 @@ fn write(a: &CardArgs) -> Result<ExitCode> {
                     p.display()
                 )
             })?;
-            (r, format!("report {}", p.display()))
+            (r, format!("report {}", p.display()), digest()?)
         }
         None => {
             let opts = assay_scan::ScanOptions {
@@ -187,14 +190,20 @@ fn write(a: &CardArgs) -> Result<ExitCode> {
                 hash_files: true,
                 ..Default::default()
             };
-            (
-                assay_scan::scan(std::slice::from_ref(model), &opts)?,
-                "scanned by assay card".to_string(),
-            )
+            // The digest is computed while the scan runs (both hash every file, each on
+            // its own core); the two must agree, so bytes that change in between are
+            // caught below rather than carded.
+            let (report, manifest) = std::thread::scope(|s| {
+                let hashing = s.spawn(digest);
+                let report = assay_scan::scan(std::slice::from_ref(model), &opts);
+                let manifest = hashing
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("hashing thread failed")));
+                (report, manifest)
+            });
+            (report?, "scanned by assay card".to_string(), manifest?)
         }
     };
-    let manifest = bind::manifest(model, &binding)
-        .with_context(|| format!("cannot hash {}", model.display()))?;
     let root = hex::encode(manifest.root_digest());
     let files = bind::file_digests(&manifest);
     let prefix = report_prefix(&report, model, &files);

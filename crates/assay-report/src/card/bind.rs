@@ -20,6 +20,8 @@ use std::path::Path;
 
 /// The README whose section is the card, at the top of the model folder.
 pub const README: &str = "README.md";
+/// Largest README read to take the card section out (it is held in memory).
+pub const MAX_README_BYTES: u64 = 64 << 20;
 
 /// How the card sits in the model.
 #[derive(Debug, Clone, Default)]
@@ -63,6 +65,14 @@ pub fn manifest(model: &Path, b: &Binding) -> Result<Manifest, BindError> {
     let mut m = assay_sign::hash_model(model, &opts)?;
     if b.readme_section {
         let path = model.join(README);
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() > MAX_README_BYTES) {
+            return Err(BindError::Readme {
+                path: path.display().to_string(),
+                message: format!(
+                    "larger than {MAX_README_BYTES} bytes; write the card with --output"
+                ),
+            });
+        }
         match std::fs::read(&path) {
             Ok(bytes) => {
                 let text = String::from_utf8(bytes).map_err(|_| BindError::Readme {

@@ -112,9 +112,7 @@ pub fn judge(report: &Report) -> Judgement {
         let counts = worst.join(", ");
         let mut reason = format!(
             "{counts} finding{} at or above {}",
-            plural_u64(
-                worst_total(report, s.fail_on) //
-            ),
+            plural_u64(worst_total(report, s.fail_on)),
             s.fail_on
         );
         if !gaps.is_empty() {
@@ -138,8 +136,14 @@ pub fn judge(report: &Report) -> Judgement {
     }
     let short = if !not_run.is_empty() {
         format!("{} stage{} not run", not_run.len(), plural(not_run.len()))
-    } else if !incomplete.is_empty() || partial > 0 {
+    } else if partial > 0 {
         format!("{partial} file{} not fully analysed", plural(partial))
+    } else if !incomplete.is_empty() {
+        format!(
+            "{} stage{} incomplete",
+            incomplete.len(),
+            plural(incomplete.len())
+        )
     } else {
         gaps[0].clone()
     };
@@ -302,6 +306,12 @@ mod tests {
         let j = judge(&report(StageStatus::NotRun, vec![]));
         assert_eq!(j.state, CardState::Incomplete);
         assert_eq!(j.message, "scan incomplete: 6 stages not run");
+        let j = judge(&report(StageStatus::Incomplete, vec![]));
+        assert_eq!(j.message, "scan incomplete: 6 stages incomplete");
+        assert_eq!(
+            j.reason,
+            "stages incomplete: malware, network, vulnerability, backdoor, integrity, tensor"
+        );
         let crit = crate::Finding {
             rule: "PKL001".into(),
             severity: Severity::Critical,
