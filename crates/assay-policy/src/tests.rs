@@ -172,20 +172,30 @@ fn shipped_examples_compile_and_behave() {
     )))
     .unwrap();
     let i = input(json!([]), STAGES_COMPLETE, json!([]));
-    let d = p.evaluate(&i, Some(&json!({"release_keys": ["k1"]}))).unwrap();
+    let d = p
+        .evaluate(&i, Some(&json!({"release_keys": ["k1"]})))
+        .unwrap();
     assert_eq!(d.deny.len(), 1);
     assert!(d.deny[0].starts_with("model is not signed"));
     let mut signed = i.clone();
-    signed["signature"] =
-        json!({"present": true, "verified": true, "signer": {"key_hint": "k1"}, "path": "m/model.sig"});
-    let d = p.evaluate(&signed, Some(&json!({"release_keys": ["k1"]}))).unwrap();
+    signed["signature"] = json!({"present": true, "verified": true, "signer": {"key_hint": "k1"}, "path": "m/model.sig"});
+    let d = p
+        .evaluate(&signed, Some(&json!({"release_keys": ["k1"]})))
+        .unwrap();
     assert!(d.allow, "{d:?}");
-    let d = p.evaluate(&signed, Some(&json!({"release_keys": ["k2"]}))).unwrap();
+    let d = p
+        .evaluate(&signed, Some(&json!({"release_keys": ["k2"]})))
+        .unwrap();
     assert_eq!(d.deny, ["signed by key k1, which is not a release key"]);
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/policy/examples/suppressions.toml"
     ))
     .unwrap();
-    assert_eq!(parse_suppressions("suppressions.toml", &text).unwrap().len(), 1);
+    assert_eq!(
+        parse_suppressions("suppressions.toml", &text)
+            .unwrap()
+            .len(),
+        1
+    );
 }
