@@ -566,6 +566,13 @@ fn check(a: &CardArgs) -> Result<ExitCode> {
             }
         }
     };
+    if fs::metadata(&card_file).is_ok_and(|m| m.len() > bind::MAX_README_BYTES) {
+        bail!(
+            "{} is larger than {} bytes; not a card Assay wrote",
+            card_file.display(),
+            bind::MAX_README_BYTES
+        );
+    }
     let text = fs::read_to_string(&card_file).with_context(|| {
         format!(
             "no card found: {} (write one with `assay card {}`)",

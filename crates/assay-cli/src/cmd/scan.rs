@@ -51,7 +51,7 @@ pub fn scan(a: ScanArgs) -> Result<ExitCode> {
             &report,
             &CycloneDxOptions {
                 model_name: bom_name(&a.paths),
-                timestamp: assay_sign::rfc3339_utc(std::time::SystemTime::now()),
+                timestamp: assay_sign::rfc3339_utc(crate::cmd::card::now()),
             },
             &mut sink,
         )?,
