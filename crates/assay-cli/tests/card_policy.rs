@@ -387,6 +387,37 @@ fn card_refers_to_a_verified_scan_attestation_by_its_key() {
     let readme = fs::read_to_string(d.join("demo/README.md")).unwrap();
     assert!(readme.contains("does not verify"), "{readme}");
     assert!(card_record(&readme).get("attestation_key").is_none());
+
+    // The pipeline scan --attest, card, policy: the attestation still counts, with the
+    // card set aside (and only the card: any other change still breaks it).
+    fs::write(
+        d.join("cfg.json"),
+        r#"{"config": {"require_signature": true, "require_complete": false}}"#,
+    )
+    .unwrap();
+    let pubkey = keys.join("p384.pub.pem");
+    let args = [
+        "demo",
+        "--data",
+        "cfg.json",
+        "--key",
+        pubkey.to_str().unwrap(),
+    ];
+    let (code, v) = policy_json(d, &args);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["attestation"]["verified"], true);
+    assert_eq!(
+        v["attestation"]["card_set_aside"],
+        serde_json::json!(["README.md (card section)", "assay-badge.svg"])
+    );
+    let readme = fs::read_to_string(d.join("demo/README.md")).unwrap();
+    fs::write(d.join("demo/README.md"), readme.replace("tiny", "big")).unwrap();
+    let (code, v) = policy_json(d, &args);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["attestation"]["verified"], false);
+    fs::write(d.join("demo/README.md"), readme).unwrap();
+    fs::write(d.join("demo/extra.svg"), "<svg/>").unwrap();
+    assert_eq!(policy_json(d, &args).0, 1);
 }
 
 fn policy_json(dir: &Path, args: &[&str]) -> (i32, Value) {

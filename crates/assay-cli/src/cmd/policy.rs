@@ -230,6 +230,51 @@ fn human(out: &mut impl Write, target: &Path, policy: &str, d: &Decision) -> std
     Ok(())
 }
 
+/// When the only differences from what was signed are a model card Assay wrote since
+/// (the card section of README.md, whose text outside the section is exactly what was
+/// signed; added `.md` files holding a card record; added `.svg` Assay badges), returns
+/// what was set aside. Anything else (a modified or removed file, an added file of any
+/// other kind) returns `None`. Cards and badges are Markdown and SVG that no model
+/// loader reads, and the policy sees the list (`card_set_aside`).
+fn card_explains(target: &Path, v: &assay_sign::Verification) -> Option<Vec<String>> {
+    use assay_report::card::{CardRecord, parse_badge, readme};
+    if !v.removed.is_empty() || !target.is_dir() {
+        return None;
+    }
+    let mut set_aside = Vec::new();
+    let readme_text = || fs::read_to_string(target.join("README.md")).ok();
+    for m in &v.modified {
+        if m.name != "README.md" {
+            return None;
+        }
+        let text = readme_text()?;
+        readme::find(&text).ok()??;
+        let without = readme::strip(&text).ok()?;
+        let expected = m.expected.strip_prefix("sha256:")?;
+        if assay_sign::sha256_hex(without.as_bytes()) != expected {
+            return None;
+        }
+        set_aside.push("README.md (card section)".to_string());
+    }
+    for name in &v.added {
+        let text = fs::read_to_string(target.join(name)).ok()?;
+        let is_card = if name == "README.md" {
+            readme::find(&text).ok()?.is_some() && readme::strip(&text).ok()?.is_empty()
+        } else if name.ends_with(".md") {
+            CardRecord::find(&text).is_ok()
+        } else if name.ends_with(".svg") {
+            parse_badge(&text).is_some()
+        } else {
+            false
+        };
+        if !is_card {
+            return None;
+        }
+        set_aside.push(name.clone());
+    }
+    Some(set_aside)
+}
+
 /// Checks a signature or attestation with each trusted key; the input's view of it.
 fn bundle_status(
     target: &Path,
@@ -274,9 +319,10 @@ fn bundle_status(
                     } => json!({"method": "certificate", "key_hint": fingerprint,
                                 "subject": subject, "curve": curve.name()}),
                 };
+                let card = (!v.intact()).then(|| card_explains(target, &v)).flatten();
                 let mut j = json!({
                     "present": true,
-                    "verified": v.intact(),
+                    "verified": v.intact() || card.is_some(),
                     "path": shown,
                     "signer": signer,
                     "root_sha256": v.actual_root,
@@ -284,7 +330,9 @@ fn bundle_status(
                     "added": v.added,
                     "removed": v.removed,
                 });
-                if !v.intact() {
+                if let Some(set_aside) = card {
+                    j["card_set_aside"] = json!(set_aside);
+                } else if !v.intact() {
                     j["error"] = json!(format!(
                         "the files changed since signing ({} modified, {} added, {} removed)",
                         v.modified.len(),
