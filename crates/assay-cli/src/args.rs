@@ -34,6 +34,14 @@ pub enum Command {
     /// AI firewall for OpenAI-compatible APIs: `serve` a scanning reverse proxy, `check`
     /// texts offline, `train` the injection classifier.
     Firewall(FirewallArgs),
+    /// Write a model card section (README.md or its own file) and an SVG scan badge bound
+    /// to the model's bytes; `--check` verifies the files still match them.
+    ///
+    /// Exit codes: 0 written / check passed, 1 the files no longer match the card,
+    /// 2 usage error or a report that does not describe these bytes.
+    Card(crate::cmd::card::CardArgs),
+    /// Admission policy (Rego): `check` admits or refuses a model.
+    Policy(PolicyArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -72,6 +80,8 @@ pub enum OutputFormat {
     Human,
     Json,
     Sarif,
+    /// CycloneDX 1.6 ML-BOM (JSON).
+    Cyclonedx,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,4 +96,10 @@ pub enum FailOn {
 pub struct FirewallArgs {
     #[command(subcommand)]
     pub command: crate::cmd::firewall::FirewallCommand,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PolicyArgs {
+    #[command(subcommand)]
+    pub command: crate::cmd::policy::PolicyCommand,
 }

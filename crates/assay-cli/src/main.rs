@@ -45,5 +45,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rules => cmd::rules::list(),
         Command::Explain { code } => cmd::rules::explain(&code),
         Command::Firewall(a) => cmd::firewall::run(a.command),
+        Command::Card(a) => cmd::card::run(a),
+        Command::Policy(a) => cmd::policy::run(a.command),
     }
 }

@@ -3,7 +3,9 @@
 use crate::args::{FailOn, OutputFormat, ScanArgs};
 use crate::progress;
 use anyhow::{Context, Result};
-use assay_report::render::{HumanOptions, render_human, render_json, render_sarif};
+use assay_report::render::{
+    CycloneDxOptions, HumanOptions, render_cyclonedx, render_human, render_json, render_sarif,
+};
 use assay_report::{Severity, Verdict};
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
@@ -17,8 +19,9 @@ pub fn scan(a: ScanArgs) -> Result<ExitCode> {
         jobs: a.jobs.unwrap_or(0),
         fail_on,
         progress: bar.as_ref().map(|b| b as &dyn assay_scan::Progress),
-        // Only the JSON report carries file digests.
-        hash_files: a.format == OutputFormat::Json || attest.is_some(),
+        // Only the JSON report and the BOM carry file digests.
+        hash_files: matches!(a.format, OutputFormat::Json | OutputFormat::Cyclonedx)
+            || attest.is_some(),
         ..Default::default()
     };
     let report = assay_scan::scan(&a.paths, &opts)?;
@@ -44,6 +47,14 @@ pub fn scan(a: ScanArgs) -> Result<ExitCode> {
         )?,
         OutputFormat::Json => render_json(&report, &mut sink)?,
         OutputFormat::Sarif => render_sarif(&report, assay_scan::rules::all(), &mut sink)?,
+        OutputFormat::Cyclonedx => render_cyclonedx(
+            &report,
+            &CycloneDxOptions {
+                model_name: bom_name(&a.paths),
+                timestamp: assay_sign::rfc3339_utc(crate::cmd::card::now()),
+            },
+            &mut sink,
+        )?,
     }
     sink.flush()?;
     if let Some(attest) = attest {
@@ -55,8 +66,16 @@ pub fn scan(a: ScanArgs) -> Result<ExitCode> {
     })
 }
 
+/// The BOM's model name: the one model scanned, or a generic name for several.
+fn bom_name(paths: &[std::path::PathBuf]) -> String {
+    match paths {
+        [one] => assay_sign::model_name(one),
+        _ => "scanned-models".into(),
+    }
+}
+
 impl FailOn {
-    fn severity(self) -> Severity {
+    pub(crate) fn severity(self) -> Severity {
         match self {
             FailOn::Critical => Severity::Critical,
             FailOn::High => Severity::High,

@@ -125,7 +125,7 @@ fn load_certificates(paths: &[PathBuf]) -> Result<Vec<Vec<u8>>> {
 
 /// `path` relative to the model folder, `/`-separated, when it lies inside it — the
 /// reference's `_resolve_ignore_paths` (both sides resolved, links followed).
-fn relative_to_model(model: &Path, path: &Path) -> Option<String> {
+pub(crate) fn relative_to_model(model: &Path, path: &Path) -> Option<String> {
     let root = fs::canonicalize(model).ok()?;
     let abs = if path.is_absolute() {
         path.to_path_buf()
@@ -592,7 +592,7 @@ fn enum_text(v: serde_json::Result<Value>) -> String {
 }
 
 /// How `assay scan` shows a path (see assay-scan's walk).
-fn display(p: &Path) -> String {
+pub(crate) fn display(p: &Path) -> String {
     let s = p.to_string_lossy().replace('\\', "/");
     s.strip_prefix("./").map(str::to_string).unwrap_or(s)
 }
