@@ -7,7 +7,8 @@
 //!   allows some affected version)?
 
 use crate::osv::{Affected, Event};
-use pep440_rs::{Operator, Version, VersionSpecifiers};
+use pep440_rs::Operator;
+pub use pep440_rs::{Version, VersionSpecifiers};
 use std::cmp::Ordering;
 use std::str::FromStr;
 

@@ -11,10 +11,14 @@ mod engine;
 mod limits;
 mod repo;
 pub mod rules;
+mod vulnerability;
 mod walk;
 
 pub use assay_report::{Finding, Report, Severity, Stage};
 pub use engine::{Progress, ScanError, ScanOptions, scan};
+/// The advisory database type `ScanOptions::advisories` takes.
+pub use assay_advisories::Database as AdvisoryDatabase;
+pub use vulnerability::DEFAULT_MAX_AGE_DAYS;
 pub use limits::Limits;
 /// The chat-template checker on its own (for fuzzing and tools): findings for one template.
 pub use analyze::template::{TemplateHit, analyse as analyse_chat_template};

@@ -12,6 +12,16 @@ pub fn scan(a: ScanArgs) -> Result<ExitCode> {
     // Signed scan attestation (cmd/sign.rs): set up first so a bad key fails early.
     let attest = crate::cmd::sign::ScanAttest::prepare(&a)?;
     let fail_on = a.fail_on.severity();
+    // The advisory database is loaded before scanning: an empty or unreadable one is a
+    // usage error (exit 2), never a silently clean vulnerability stage.
+    let advisories = match &a.advisories {
+        Some(path) => Some(
+            assay_scan::AdvisoryDatabase::load(path)
+                .with_context(|| "cannot use --advisories")?
+                .with_builtin(),
+        ),
+        None => None,
+    };
     let bar = (!a.quiet && io::stderr().is_terminal()).then(progress::Bar::new);
     let opts = assay_scan::ScanOptions {
         jobs: a.jobs.unwrap_or(0),
@@ -19,6 +29,8 @@ pub fn scan(a: ScanArgs) -> Result<ExitCode> {
         progress: bar.as_ref().map(|b| b as &dyn assay_scan::Progress),
         // Only the JSON report carries file digests.
         hash_files: a.format == OutputFormat::Json || attest.is_some(),
+        advisories: advisories.as_ref(),
+        advisories_max_age_days: a.advisories_max_age,
         ..Default::default()
     };
     let report = assay_scan::scan(&a.paths, &opts)?;
