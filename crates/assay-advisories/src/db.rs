@@ -244,6 +244,15 @@ impl Database {
             .map(|&i| &self.advisories[i])
     }
 
+    /// Versions listed explicitly across all records (a measure of the database's size).
+    pub fn version_count(&self) -> usize {
+        self.advisories
+            .iter()
+            .flat_map(|a| &a.affected)
+            .map(|af| af.versions.len())
+            .sum()
+    }
+
     pub fn len(&self) -> usize {
         self.advisories.len()
     }

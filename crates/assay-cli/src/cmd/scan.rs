@@ -22,6 +22,9 @@ pub fn scan(a: ScanArgs) -> Result<ExitCode> {
         ),
         None => None,
     };
+    if let Some(db) = &advisories {
+        warn_about(db, a.advisories_max_age);
+    }
     let bar = (!a.quiet && io::stderr().is_terminal()).then(progress::Bar::new);
     let opts = assay_scan::ScanOptions {
         jobs: a.jobs.unwrap_or(0),
@@ -65,6 +68,28 @@ pub fn scan(a: ScanArgs) -> Result<ExitCode> {
         Verdict::Pass => ExitCode::SUCCESS,
         Verdict::Fail => ExitCode::from(1),
     })
+}
+
+/// A stale or partly unreadable database is also a CVE005 finding; say it on stderr too,
+/// since it weakens every result of the vulnerability stage.
+fn warn_about(db: &assay_scan::AdvisoryDatabase, max_age: u32) {
+    let today = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| (d.as_secs() / 86_400) as i64)
+        .unwrap_or(0);
+    if let Some(age) = db.age_days(today).filter(|&a| a > i64::from(max_age)) {
+        eprintln!(
+            "assay: warning: advisory database {} is {age} days old; advisories published since are not checked",
+            db.source
+        );
+    }
+    if !db.problems.is_empty() {
+        eprintln!(
+            "assay: warning: {} record(s) of advisory database {} could not be read and were skipped",
+            db.problems.len(),
+            db.source
+        );
+    }
 }
 
 impl FailOn {
