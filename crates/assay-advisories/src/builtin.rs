@@ -40,7 +40,10 @@ pub fn parse(tsv: &str) -> Result<Builtin, String> {
         }
         let cols: Vec<&str> = line.split('\t').collect();
         let [id, aliases, package, affected, _fixed, feature, trigger] = cols[..] else {
-            return Err(format!("line {n}: expected 7 columns, found {}", cols.len()));
+            return Err(format!(
+                "line {n}: expected 7 columns, found {}",
+                cols.len()
+            ));
         };
         let req = Requirement::parse(affected)
             .ok_or_else(|| format!("line {n}: {affected:?} is not a PEP 440 specifier set"))?;
@@ -97,7 +100,10 @@ mod tests {
         let b = parse(TSV).unwrap();
         assert!(b.advisories.len() >= 20);
         assert!(b.as_of.is_some());
-        for line in TSV.lines().filter(|l| !l.starts_with('#') && !l.starts_with("id\t")) {
+        for line in TSV
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.starts_with("id\t"))
+        {
             let c: Vec<&str> = line.split('\t').collect();
             let a = b.advisories.iter().find(|a| a.id == c[0]).unwrap();
             let fixed = fixed_version(&a.affected[0]).map(|v| v.to_string());

@@ -126,7 +126,9 @@ impl Database {
             if meta.len() > MAX_RECORD_BYTES {
                 return Err(LoadError::Format {
                     path: shown,
-                    why: format!("not a zip, and larger than one record may be ({MAX_RECORD_BYTES} bytes)"),
+                    why: format!(
+                        "not a zip, and larger than one record may be ({MAX_RECORD_BYTES} bytes)"
+                    ),
                 });
             }
             vec![(shown.clone(), Ok(bytes))]
@@ -219,7 +221,9 @@ impl Database {
         let known: HashSet<&str> = self
             .advisories
             .iter()
-            .flat_map(|a| std::iter::once(a.id.as_str()).chain(a.aliases.iter().map(String::as_str)))
+            .flat_map(|a| {
+                std::iter::once(a.id.as_str()).chain(a.aliases.iter().map(String::as_str))
+            })
             .collect();
         let extra: Vec<Advisory> = BUILTIN
             .advisories

@@ -371,7 +371,10 @@ mod tests {
         let k = entry(&[("introduced", "3.0.0"), ("fixed", "3.9.0")], &[]);
         assert!(!is_affected(&v("2.15.0"), &k));
         assert!(is_affected(&v("3.8.0"), &k));
-        assert!(is_affected(&v("3.9.0rc1"), &k), "pre-releases of the fix are affected");
+        assert!(
+            is_affected(&v("3.9.0rc1"), &k),
+            "pre-releases of the fix are affected"
+        );
         let l = entry(&[("introduced", "1.0"), ("last_affected", "1.2.3")], &[]);
         assert!(is_affected(&v("1.2.3"), &l));
         assert!(!is_affected(&v("1.2.4"), &l));
@@ -423,7 +426,11 @@ mod tests {
         assert_eq!(verdict(">1.15.9,<1.16"), Verdict::Affected);
         let mlflow = entry(&[("introduced", "1.1.0")], &[]);
         let verdict = |s: &str| Requirement::parse(s).unwrap().verdict(&mlflow);
-        assert_eq!(verdict(""), Verdict::Affected, "no fix: the newest is affected");
+        assert_eq!(
+            verdict(""),
+            Verdict::Affected,
+            "no fix: the newest is affected"
+        );
         assert_eq!(verdict("<1.0"), Verdict::Clear);
         assert!(Requirement::parse("==0.2.70").unwrap().is_pinned());
         assert!(!Requirement::parse(">=0.2.70").unwrap().is_pinned());

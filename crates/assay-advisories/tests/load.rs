@@ -6,7 +6,9 @@ use assay_advisories::{Database, Feature, LoadError};
 use std::path::{Path, PathBuf};
 
 fn data(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(rel)
 }
 
 fn ids(db: &Database, pkg: &str) -> Vec<String> {
@@ -27,7 +29,10 @@ fn folder_and_zip_load_the_same_records() {
         ids(&folder, "onnx"),
         ["PYSEC-2023-38", "PYSEC-2024-222", "PYSEC-2024-223"]
     );
-    assert_eq!(folder.newest.as_deref().map(|d| &d[..10]), Some("2025-02-10"));
+    assert_eq!(
+        folder.newest.as_deref().map(|d| &d[..10]),
+        Some("2025-02-10")
+    );
     assert_eq!(zip.newest.as_deref().map(|d| &d[..10]), Some("2025-02-10"));
 }
 
@@ -41,11 +46,17 @@ fn pysec_records_match_with_pep_440() {
     let a = &cve.affected[0];
     assert!(is_affected(&parse("1.15.0").unwrap(), a));
     assert!(!is_affected(&parse("1.16.0").unwrap(), a));
-    assert_eq!(Requirement::parse("<1.16").unwrap().verdict(a), Verdict::Affected);
+    assert_eq!(
+        Requirement::parse("<1.16").unwrap().verdict(a),
+        Verdict::Affected
+    );
     // The built-in trigger table applies to loaded records through their aliases.
     assert_eq!(db.triggers(cve), [Feature::OnnxExternalData]);
     // Explicit versions lists: PYSEC-2023-38 lists 0.1 … 1.12.0.
-    let old = db.for_package("onnx").find(|a| a.id == "PYSEC-2023-38").unwrap();
+    let old = db
+        .for_package("onnx")
+        .find(|a| a.id == "PYSEC-2023-38")
+        .unwrap();
     assert!(is_affected(&parse("1.2.1").unwrap(), &old.affected[0]));
 }
 
@@ -86,7 +97,10 @@ fn empty_or_wrong_databases_are_refused() {
     assert!(matches!(e, LoadError::Empty { .. }));
     std::fs::write(dir.path().join("x.json"), b"{not json").unwrap();
     let e = Database::load(dir.path()).unwrap_err().to_string();
-    assert!(e.contains("1 record(s) unreadable") && e.contains("x.json"), "{e}");
+    assert!(
+        e.contains("1 record(s) unreadable") && e.contains("x.json"),
+        "{e}"
+    );
     let e = Database::load(&dir.path().join("missing.zip")).unwrap_err();
     assert!(matches!(e, LoadError::Io { .. }));
     std::fs::write(dir.path().join("bad.zip"), b"PK\x03\x04garbage").unwrap();

@@ -141,7 +141,10 @@ pub fn scan(paths: &[PathBuf], opts: &ScanOptions) -> Result<Report, ScanError> 
 
 /// Stages this build implements run over every file; the rest are reported as not run,
 /// so that a badge can never claim a complete scan that did not happen.
-fn stage_statuses(files: &[FileEntry], vulnerability_complete: bool) -> BTreeMap<Stage, StageStatus> {
+fn stage_statuses(
+    files: &[FileEntry],
+    vulnerability_complete: bool,
+) -> BTreeMap<Stage, StageStatus> {
     let incomplete = files.iter().any(|f| f.status == FileStatus::Incomplete);
     let ran = if incomplete {
         StageStatus::Incomplete

@@ -16,9 +16,6 @@ mod walk;
 
 pub use assay_report::{Finding, Report, Severity, Stage};
 pub use engine::{Progress, ScanError, ScanOptions, scan};
-/// The advisory database type `ScanOptions::advisories` takes.
-pub use assay_advisories::Database as AdvisoryDatabase;
-pub use vulnerability::DEFAULT_MAX_AGE_DAYS;
 pub use limits::Limits;
 /// The chat-template checker on its own (for fuzzing and tools): findings for one template.
 pub use analyze::template::{TemplateHit, analyse as analyse_chat_template};
@@ -27,6 +24,9 @@ pub use analyze::template::{TemplateHit, analyse as analyse_chat_template};
 pub use analyze::python::{PythonAnalysis, Refusal as PythonRefusal, analyse as analyse_python};
 pub use analyze::secrets::{Secret, find as find_secrets};
 pub use analyze::text::{Json, parse_json};
+/// The advisory database type `ScanOptions::advisories` takes.
+pub use assay_advisories::Database as AdvisoryDatabase;
+pub use vulnerability::DEFAULT_MAX_AGE_DAYS;
 
 /// The version recorded in reports.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -25,7 +25,9 @@ pub fn parse(text: &str) -> Parsed {
             Value::String(s) => {
                 let line = line_of(text, s);
                 match conda_spec(s) {
-                    Ok(Some((name, spec))) => out.push(Declared::new(&name, &spec, None, line), line),
+                    Ok(Some((name, spec))) => {
+                        out.push(Declared::new(&name, &spec, None, line), line)
+                    }
                     Ok(None) => {}
                     Err(e) => out.problem(line, e),
                 }
@@ -71,7 +73,11 @@ fn conda_spec(s: &str) -> Result<Option<(String, String)>, String> {
         .unwrap_or(name);
     let rest = s[end..].trim();
     // `name=1.2=build` / `name 1.2 build`: the build string is dropped.
-    let version = rest.trim_start_matches([' ', '=']).split([' ', '=']).next().unwrap_or("");
+    let version = rest
+        .trim_start_matches([' ', '='])
+        .split([' ', '='])
+        .next()
+        .unwrap_or("");
     let spec = if rest.is_empty() {
         String::new()
     } else if rest.starts_with("==") || rest.starts_with(['<', '>', '!', '~']) {
@@ -94,7 +100,15 @@ mod tests {
         let t = "name: m\nchannels: [conda-forge]\ndependencies:\n  - python=3.11\n  - conda-forge::pytorch=2.5.1=py311_cuda\n  - numpy>=1.26\n  - onnx 1.15.*\n  - pip\n  - pip:\n    - keras==3.8.0\n    - --index-url https://example.invalid\n";
         let p = parse(t);
         let got: Vec<String> = p.requirements.iter().map(|d| d.display()).collect();
-        assert_eq!(got, ["torch==2.5.1.*", "numpy>=1.26", "onnx==1.15.*", "keras==3.8.0"]);
+        assert_eq!(
+            got,
+            [
+                "torch==2.5.1.*",
+                "numpy>=1.26",
+                "onnx==1.15.*",
+                "keras==3.8.0"
+            ]
+        );
         assert_eq!(p.requirements[3].line, 10);
         assert!(parse("dependencies: [").problems.len() == 1);
     }

@@ -63,7 +63,12 @@ pub struct Declared {
 }
 
 impl Declared {
-    fn new(name: &str, spec: &str, marker: Option<String>, line: usize) -> Result<Declared, String> {
+    fn new(
+        name: &str,
+        spec: &str,
+        marker: Option<String>,
+        line: usize,
+    ) -> Result<Declared, String> {
         let requirement = Requirement::parse(spec)
             .ok_or_else(|| format!("{name}: {spec:?} is not a PEP 440 version constraint"))?;
         Ok(Declared {

@@ -22,13 +22,14 @@ pub fn parse_pep508(s: &str) -> Result<Option<Pep508>, String> {
         return Ok(None);
     }
     let (body, marker) = match s.split_once(';') {
-        Some((b, m)) => (b.trim(), Some(m.trim().to_string()).filter(|m| !m.is_empty())),
+        Some((b, m)) => (
+            b.trim(),
+            Some(m.trim().to_string()).filter(|m| !m.is_empty()),
+        ),
         None => (s, None),
     };
     // A bare URL or path names no package by itself.
-    if body.contains("://") && !body.contains('@')
-        || body.starts_with('.')
-        || body.starts_with('/')
+    if body.contains("://") && !body.contains('@') || body.starts_with('.') || body.starts_with('/')
     {
         return Ok(None);
     }
@@ -40,7 +41,9 @@ pub fn parse_pep508(s: &str) -> Result<Option<Pep508>, String> {
         || !name.starts_with(|c: char| c.is_ascii_alphanumeric())
         || !name.ends_with(|c: char| c.is_ascii_alphanumeric())
     {
-        return Err(format!("{s:?} is not a valid requirement (no package name)"));
+        return Err(format!(
+            "{s:?} is not a valid requirement (no package name)"
+        ));
     }
     let mut rest = body[end..].trim_start();
     let mut extras = Vec::new();

@@ -98,7 +98,11 @@ pub fn poetry_to_pep440(c: &str) -> Option<String> {
             parts.push(format!(">={v},<{}", join(&upper)));
         } else if let Some(v) = p.strip_prefix('~').filter(|v| !v.starts_with('=')) {
             let r = release(v)?;
-            let mut upper: Vec<u64> = if r.len() > 1 { r[..2].to_vec() } else { r.clone() };
+            let mut upper: Vec<u64> = if r.len() > 1 {
+                r[..2].to_vec()
+            } else {
+                r.clone()
+            };
             *upper.last_mut()? += 1;
             parts.push(format!(">={v},<{}", join(&upper)));
         } else if p.starts_with(|c: char| c.is_ascii_digit()) {
@@ -111,11 +115,7 @@ pub fn poetry_to_pep440(c: &str) -> Option<String> {
 }
 
 fn release(v: &str) -> Option<Vec<u64>> {
-    let r: Option<Vec<u64>> = v
-        .trim()
-        .split('.')
-        .map(|x| x.parse().ok())
-        .collect();
+    let r: Option<Vec<u64>> = v.trim().split('.').map(|x| x.parse().ok()).collect();
     r.filter(|r| !r.is_empty())
 }
 

@@ -18,7 +18,10 @@ pub fn parse(text: &str) -> Parsed {
             None => (raw, false),
         };
         if logical.len() + body.len() > MAX_LINE_BYTES {
-            out.problem(start, format!("line longer than {MAX_LINE_BYTES} bytes; not read"));
+            out.problem(
+                start,
+                format!("line longer than {MAX_LINE_BYTES} bytes; not read"),
+            );
             logical.clear();
             continue;
         }
@@ -122,7 +125,10 @@ mod tests {
                 ("transformers".into(), "~=4.30".into(), 6),
             ]
         );
-        assert_eq!(p.requirements[1].marker.as_deref(), Some("sys_platform != 'darwin'"));
+        assert_eq!(
+            p.requirements[1].marker.as_deref(),
+            Some("sys_platform != 'darwin'")
+        );
         let inc: Vec<&str> = p.includes.iter().map(|i| i.path.as_str()).collect();
         assert_eq!(inc, ["base.txt", "constraints.txt"]);
         assert_eq!(p.problems.len(), 1);
@@ -131,7 +137,9 @@ mod tests {
 
     #[test]
     fn binary_garbage_is_bounded() {
-        let junk: String = (0..100_000).map(|i| char::from(b'!' + (i % 90) as u8)).collect();
+        let junk: String = (0..100_000)
+            .map(|i| char::from(b'!' + (i % 90) as u8))
+            .collect();
         let p = parse(&junk.replace('Z', "\n"));
         assert!(p.problems.len() <= super::super::MAX_PROBLEMS);
         assert!(p.truncated || p.problems.len() < super::super::MAX_PROBLEMS);

@@ -49,7 +49,10 @@ pub fn parse(text: &str) -> Parsed {
 fn item(out: &mut Parsed, s: &str, n: usize) {
     let s = s.trim();
     if s.starts_with("file:") || s.starts_with("attr:") {
-        out.problem(n, format!("{s:?} reads requirements from elsewhere; not followed"));
+        out.problem(
+            n,
+            format!("{s:?} reads requirements from elsewhere; not followed"),
+        );
         return;
     }
     out.push_pep508(s, n);
@@ -63,8 +66,11 @@ mod tests {
     fn options_and_extras() {
         let t = "[metadata]\nname = m\n\n[options]\npackages = find:\ninstall_requires =\n    torch==2.5.1\n    # comment\n    numpy>=1.20\nzip_safe = False\n\n[options.extras_require]\nonnx = onnx<1.16\n";
         let p = parse(t);
-        let got: Vec<(String, usize)> =
-            p.requirements.iter().map(|d| (d.display(), d.line)).collect();
+        let got: Vec<(String, usize)> = p
+            .requirements
+            .iter()
+            .map(|d| (d.display(), d.line))
+            .collect();
         assert_eq!(
             got,
             [

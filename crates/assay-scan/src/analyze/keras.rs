@@ -6,13 +6,13 @@
 use crate::engine::{FileScan, Format, Loc};
 use crate::rules::callables::{Judgement, judge};
 use crate::rules::code;
+use assay_advisories::Feature;
 use assay_formats::hdf5::{self, Hdf5Limits, Value as H5Value};
 use assay_formats::keras::{
     self, Bytecode, ConfigAnalysis, ItemKind, KerasLimits, ObjectRef, RefKind,
 };
 use assay_formats::pickle::CallKind;
 use assay_formats::zip::{self, ZipArchive, ZipEntry};
-use assay_advisories::Feature;
 use assay_report::Severity;
 
 /// Largest `config.json` / `metadata.json` read from an archive.

@@ -51,7 +51,12 @@ pub fn scan(ctx: &mut FileScan, data: &[u8], loc: &Loc, _depth: u32) -> Format {
     }
     // The exporter records its own version; PyTorch's is the torch version.
     if model.producer_name == "pytorch" {
-        ctx.recorded_version("torch", &model.producer_version, "ONNX producer_version", loc);
+        ctx.recorded_version(
+            "torch",
+            &model.producer_version,
+            "ONNX producer_version",
+            loc,
+        );
     }
     location::check(ctx, &model, loc);
     operators(ctx, &model, loc);
