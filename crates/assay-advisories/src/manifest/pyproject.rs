@@ -11,7 +11,10 @@ pub fn parse(text: &str) -> Parsed {
         Err(e) => {
             let line = e
                 .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+                .map(|s| {
+                    let before = text.get(..s.start).unwrap_or(text);
+                    before.matches('\n').count() + 1
+                })
                 .unwrap_or(0);
             out.problem(line, format!("not valid TOML: {}", e.message()));
             return out;
@@ -94,7 +97,7 @@ pub fn poetry_to_pep440(c: &str) -> Option<String> {
             // The first non-zero part may not change.
             let keep = r.iter().position(|&x| x != 0).unwrap_or(r.len() - 1);
             let mut upper: Vec<u64> = r[..=keep].to_vec();
-            *upper.last_mut()? += 1;
+            bump_last(&mut upper)?;
             parts.push(format!(">={v},<{}", join(&upper)));
         } else if let Some(v) = p.strip_prefix('~').filter(|v| !v.starts_with('=')) {
             let r = release(v)?;
@@ -103,7 +106,7 @@ pub fn poetry_to_pep440(c: &str) -> Option<String> {
             } else {
                 r.clone()
             };
-            *upper.last_mut()? += 1;
+            bump_last(&mut upper)?;
             parts.push(format!(">={v},<{}", join(&upper)));
         } else if p.starts_with(|c: char| c.is_ascii_digit()) {
             parts.push(format!("=={p}"));
@@ -112,6 +115,13 @@ pub fn poetry_to_pep440(c: &str) -> Option<String> {
         }
     }
     Some(parts.join(","))
+}
+
+/// Adds one to the last release number; `None` on overflow.
+fn bump_last(r: &mut [u64]) -> Option<()> {
+    let last = r.last_mut()?;
+    *last = last.checked_add(1)?;
+    Some(())
 }
 
 fn release(v: &str) -> Option<Vec<u64>> {
