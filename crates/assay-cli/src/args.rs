@@ -73,6 +73,15 @@ pub struct ScanArgs {
     /// Where to write the attestation [default: assay-attestation.json].
     #[arg(long, value_name = "PATH", requires = "attest")]
     pub attestation: Option<PathBuf>,
+    /// OSV advisories for the vulnerability stage: an OSV all.zip export (e.g. PyPI's) or
+    /// a folder of OSV JSON/YAML files, used together with the built-in set
+    /// [default: only the built-in advisories that concern model loading].
+    #[arg(long, value_name = "PATH")]
+    pub advisories: Option<PathBuf>,
+    /// Report the advisory database as stale (CVE005) when its newest record is older
+    /// than DAYS.
+    #[arg(long, value_name = "DAYS", default_value_t = assay_scan::DEFAULT_MAX_AGE_DAYS)]
+    pub advisories_max_age: u32,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,6 +2,10 @@
 //! fixture corpus made by the real tools (fixtures/expected*.tsv).
 
 use serde_json::Value;
+
+/// The vulnerability stage (tests/cli/vulnerability.rs).
+#[path = "cli/vulnerability.rs"]
+mod vulnerability;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 

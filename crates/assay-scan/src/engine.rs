@@ -11,6 +11,9 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+/// Artifact features and recorded versions kept per file (a nested archive repeats them).
+pub const MAX_FACTS_PER_FILE: usize = 256;
+
 /// Progress callbacks for long scans (the CLI draws a bar from them).
 pub trait Progress: Sync {
     fn start(&self, files: u64, bytes: u64);
@@ -26,6 +29,11 @@ pub struct ScanOptions<'p> {
     /// Compute each file's SHA-256 for the report (the JSON report needs it; at about
     /// 1.6 GB/s it is the largest cost of scanning a big checkpoint).
     pub hash_files: bool,
+    /// Advisories for the vulnerability stage (`None`: the built-in set).
+    pub advisories: Option<&'p assay_advisories::Database>,
+    /// An advisory database whose newest record is older than this many days is
+    /// reported as stale (CVE005).
+    pub advisories_max_age_days: u32,
 }
 
 impl Default for ScanOptions<'_> {
@@ -36,6 +44,8 @@ impl Default for ScanOptions<'_> {
             limits: Limits::default(),
             progress: None,
             hash_files: true,
+            advisories: None,
+            advisories_max_age_days: crate::vulnerability::DEFAULT_MAX_AGE_DAYS,
         }
     }
 }
@@ -81,7 +91,8 @@ pub fn scan(paths: &[PathBuf], opts: &ScanOptions) -> Result<Report, ScanError> 
             .sum();
         p.start(walked.inputs.len() as u64, total);
     }
-    let results: Vec<Result<(FileEntry, Vec<Finding>), ScanError>> = pool.install(|| {
+    type FileResult = Result<(FileEntry, Vec<Finding>, Vec<Fact>), ScanError>;
+    let results: Vec<FileResult> = pool.install(|| {
         walked
             .inputs
             .par_iter()
@@ -90,13 +101,21 @@ pub fn scan(paths: &[PathBuf], opts: &ScanOptions) -> Result<Report, ScanError> 
     });
     let mut files = Vec::with_capacity(results.len());
     let mut findings = Vec::new();
+    let mut facts = Vec::new();
     for r in results {
-        let (entry, f) = r?;
+        let (entry, f, k) = r?;
         files.push(entry);
         findings.extend(f);
+        facts.extend(k);
     }
     // Folders as Hugging Face repositories: auto_map code, chat templates (crate::repo).
-    findings.extend(pool.install(|| crate::repo::scan(paths, &walked.inputs, &mut files, &opts.limits)));
+    let (repo_findings, repo_facts) =
+        pool.install(|| crate::repo::scan(paths, &walked.inputs, &mut files, &opts.limits));
+    findings.extend(repo_findings);
+    facts.extend(repo_facts);
+    // Declared and recorded versions against the advisories (crate::vulnerability).
+    let vulnerability = crate::vulnerability::run(paths, &facts, opts);
+    findings.extend(vulnerability.findings);
     for l in walked.escaping_links {
         findings.push(Finding {
             rule: code::ARC002.into(),
@@ -110,7 +129,7 @@ pub fn scan(paths: &[PathBuf], opts: &ScanOptions) -> Result<Report, ScanError> 
             references: vec!["CWE-59".into()],
         });
     }
-    let stages = stage_statuses(&files);
+    let stages = stage_statuses(&files, vulnerability.complete);
     Ok(Report::new(
         crate::VERSION,
         opts.fail_on,
@@ -122,7 +141,10 @@ pub fn scan(paths: &[PathBuf], opts: &ScanOptions) -> Result<Report, ScanError> 
 
 /// Stages this build implements run over every file; the rest are reported as not run,
 /// so that a badge can never claim a complete scan that did not happen.
-fn stage_statuses(files: &[FileEntry]) -> BTreeMap<Stage, StageStatus> {
+fn stage_statuses(
+    files: &[FileEntry],
+    vulnerability_complete: bool,
+) -> BTreeMap<Stage, StageStatus> {
     let incomplete = files.iter().any(|f| f.status == FileStatus::Incomplete);
     let ran = if incomplete {
         StageStatus::Incomplete
@@ -134,7 +156,11 @@ fn stage_statuses(files: &[FileEntry]) -> BTreeMap<Stage, StageStatus> {
         .map(|s| {
             let st = match s {
                 Stage::Malware | Stage::Network | Stage::Integrity => ran,
-                Stage::Vulnerability | Stage::Backdoor | Stage::Tensor => StageStatus::NotRun,
+                // Its inputs are manifests and what the per-file analysers recorded: an
+                // unreadable manifest makes it incomplete, as does any incomplete file.
+                Stage::Vulnerability if vulnerability_complete => ran,
+                Stage::Vulnerability => StageStatus::Incomplete,
+                Stage::Backdoor | Stage::Tensor => StageStatus::NotRun,
             };
             (*s, st)
         })
@@ -144,7 +170,7 @@ fn stage_statuses(files: &[FileEntry]) -> BTreeMap<Stage, StageStatus> {
 fn scan_file(
     input: &walk::Input,
     opts: &ScanOptions,
-) -> Result<(FileEntry, Vec<Finding>), ScanError> {
+) -> Result<(FileEntry, Vec<Finding>, Vec<Fact>), ScanError> {
     let unreadable = |source| ScanError::Unreadable {
         path: input.display.clone(),
         source,
@@ -195,7 +221,16 @@ fn scan_file(
         sha256: sha,
         status,
     };
-    Ok((entry, ctx.findings))
+    let facts = ctx
+        .facts
+        .into_iter()
+        .map(|(kind, member)| Fact {
+            path: input.display.clone(),
+            member,
+            kind,
+        })
+        .collect();
+    Ok((entry, ctx.findings, facts))
 }
 
 /// SHA-256 of a file, streamed in 1 MiB reads (SHA-NI where the CPU has it).
@@ -304,6 +339,29 @@ impl Loc {
     }
 }
 
+/// What an analyser learnt about a file that the vulnerability stage needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FactKind {
+    /// The file contains something that reaches a known vulnerable code path.
+    Feature(assay_advisories::Feature),
+    /// The file records the version of the library that wrote it.
+    Version {
+        /// PyPI name.
+        package: &'static str,
+        version: String,
+        /// Where it was recorded, e.g. `metadata.json keras_version`.
+        field: &'static str,
+    },
+}
+
+/// A [`FactKind`] with the file (and member) it was found in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fact {
+    pub path: String,
+    pub member: Option<String>,
+    pub kind: FactKind,
+}
+
 /// The state of scanning one top-level file.
 pub struct FileScan<'l> {
     pub path: String,
@@ -314,6 +372,8 @@ pub struct FileScan<'l> {
     pub members: u64,
     /// Decompressed bytes produced so far.
     pub expanded: u64,
+    /// Artifact features and recorded versions, with the member they were found in.
+    pub facts: Vec<(FactKind, Option<String>)>,
 }
 
 impl<'l> FileScan<'l> {
@@ -325,6 +385,40 @@ impl<'l> FileScan<'l> {
             incomplete: false,
             members: 0,
             expanded: 0,
+            facts: Vec::new(),
+        }
+    }
+
+    /// Records an artifact feature (once per member).
+    pub fn feature(&mut self, f: assay_advisories::Feature, loc: &Loc) {
+        let k = (FactKind::Feature(f), loc.member.clone());
+        if self.facts.len() < MAX_FACTS_PER_FILE && !self.facts.contains(&k) {
+            self.facts.push(k);
+        }
+    }
+
+    /// Records the version of the library that wrote the file.
+    pub fn recorded_version(
+        &mut self,
+        package: &'static str,
+        version: &str,
+        field: &'static str,
+        loc: &Loc,
+    ) {
+        let version: String = version.trim().chars().take(64).collect();
+        if version.is_empty() || self.facts.len() >= MAX_FACTS_PER_FILE {
+            return;
+        }
+        let k = (
+            FactKind::Version {
+                package,
+                version,
+                field,
+            },
+            loc.member.clone(),
+        );
+        if !self.facts.contains(&k) {
+            self.facts.push(k);
         }
     }
 
@@ -403,7 +497,7 @@ impl<'l> FileScan<'l> {
             );
             return Format::Unknown;
         }
-        match sniff(data) {
+        let format = match sniff(data) {
             Sniffed::Executable(kind) => {
                 self.add(
                     code::EXE001,
@@ -446,7 +540,19 @@ impl<'l> FileScan<'l> {
                 f => f,
             },
             Sniffed::Unknown => crate::analyze::text::scan(self, data, loc, depth),
+        };
+        use assay_advisories::Feature;
+        match format {
+            Format::PytorchZip | Format::PytorchLegacy | Format::PytorchTar => {
+                self.feature(Feature::TorchPickleCheckpoint, loc)
+            }
+            Format::TorchScript => self.feature(Feature::TorchScript, loc),
+            Format::Pickle | Format::Joblib | Format::Dill | Format::Cloudpickle => {
+                self.feature(Feature::Pickle, loc)
+            }
+            _ => {}
         }
+        format
     }
 
     /// Scans decompressed or extracted bytes held in a [`Blob`].

@@ -11,6 +11,7 @@ mod engine;
 mod limits;
 mod repo;
 pub mod rules;
+mod vulnerability;
 mod walk;
 
 pub use assay_report::{Finding, Report, Severity, Stage};
@@ -23,6 +24,9 @@ pub use analyze::template::{TemplateHit, analyse as analyse_chat_template};
 pub use analyze::python::{PythonAnalysis, Refusal as PythonRefusal, analyse as analyse_python};
 pub use analyze::secrets::{Secret, find as find_secrets};
 pub use analyze::text::{Json, parse_json};
+/// The advisory database type `ScanOptions::advisories` takes.
+pub use assay_advisories::Database as AdvisoryDatabase;
+pub use vulnerability::DEFAULT_MAX_AGE_DAYS;
 
 /// The version recorded in reports.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -18,7 +18,7 @@
 
 use crate::analyze::python::{self, PythonAnalysis, Refusal, Role};
 use crate::analyze::text::{self, Json};
-use crate::engine::{FileScan, Loc};
+use crate::engine::{Fact, FactKind, FileScan, Loc};
 use crate::limits::Limits;
 use crate::rules::code;
 use crate::walk::Input;
@@ -76,8 +76,9 @@ pub fn scan(
     inputs: &[Input],
     files: &mut [FileEntry],
     limits: &Limits,
-) -> Vec<Finding> {
+) -> (Vec<Finding>, Vec<Fact>) {
     let (repo_files, overflow) = collect(paths);
+    let mut facts = Vec::new();
     let by_display: HashMap<&str, usize> = repo_files
         .iter()
         .enumerate()
@@ -107,6 +108,21 @@ pub fn scan(
     {
         let mut ctx = FileScan::new(f.display.clone(), limits);
         if let Some(json) = read_config(&mut ctx, f) {
+            // The transformers version that saved the model (the vulnerability stage's
+            // hint when no requirement names transformers).
+            if f.name == "config.json"
+                && let Some(v) = json.get("transformers_version").and_then(Json::as_str)
+            {
+                facts.push(Fact {
+                    path: f.display.clone(),
+                    member: None,
+                    kind: FactKind::Version {
+                        package: "transformers",
+                        version: v.chars().take(64).collect(),
+                        field: "config.json transformers_version",
+                    },
+                });
+            }
             for r in references(&json, &f.name) {
                 resolve(&mut ctx, f, &r, &by_display, &mut remote);
             }
@@ -305,7 +321,7 @@ pub fn scan(
         }
         findings.extend(fs);
     }
-    findings
+    (findings, facts)
 }
 
 /// Python source as the loader would read it.
@@ -646,7 +662,7 @@ fn collect(paths: &[PathBuf]) -> (Vec<RepoFile>, bool) {
 
 /// The file a link points at, when the walker follows it too: inside the scanned folder,
 /// or into a Hugging Face cache's `blobs/`.
-fn followable(link: &Path, root: &Path) -> Option<PathBuf> {
+pub(crate) fn followable(link: &Path, root: &Path) -> Option<PathBuf> {
     let target = link.canonicalize().ok()?;
     if !target.is_file() {
         return None;
@@ -662,7 +678,7 @@ fn followable(link: &Path, root: &Path) -> Option<PathBuf> {
 }
 
 /// As the walker shows paths.
-fn display(p: &Path) -> String {
+pub(crate) fn display(p: &Path) -> String {
     let s = p.to_string_lossy().replace('\\', "/");
     s.strip_prefix("./").map(str::to_string).unwrap_or(s)
 }

@@ -14,6 +14,19 @@ pub fn scan(a: ScanArgs) -> Result<ExitCode> {
     // Signed scan attestation (cmd/sign.rs): set up first so a bad key fails early.
     let attest = crate::cmd::sign::ScanAttest::prepare(&a)?;
     let fail_on = a.fail_on.severity();
+    // The advisory database is loaded before scanning: an empty or unreadable one is a
+    // usage error (exit 2), never a silently clean vulnerability stage.
+    let advisories = match &a.advisories {
+        Some(path) => Some(
+            assay_scan::AdvisoryDatabase::load(path)
+                .with_context(|| "cannot use --advisories")?
+                .with_builtin(),
+        ),
+        None => None,
+    };
+    if let Some(db) = &advisories {
+        warn_about(db, a.advisories_max_age);
+    }
     let bar = (!a.quiet && io::stderr().is_terminal()).then(progress::Bar::new);
     let opts = assay_scan::ScanOptions {
         jobs: a.jobs.unwrap_or(0),
@@ -22,6 +35,8 @@ pub fn scan(a: ScanArgs) -> Result<ExitCode> {
         // Only the JSON report and the BOM carry file digests.
         hash_files: matches!(a.format, OutputFormat::Json | OutputFormat::Cyclonedx)
             || attest.is_some(),
+        advisories: advisories.as_ref(),
+        advisories_max_age_days: a.advisories_max_age,
         ..Default::default()
     };
     let report = assay_scan::scan(&a.paths, &opts)?;
@@ -71,6 +86,28 @@ fn bom_name(paths: &[std::path::PathBuf]) -> String {
     match paths {
         [one] => assay_sign::model_name(one),
         _ => "scanned-models".into(),
+    }
+}
+
+/// A stale or partly unreadable database is also a CVE005 finding; say it on stderr too,
+/// since it weakens every result of the vulnerability stage.
+fn warn_about(db: &assay_scan::AdvisoryDatabase, max_age: u32) {
+    let today = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| (d.as_secs() / 86_400) as i64)
+        .unwrap_or(0);
+    if let Some(age) = db.age_days(today).filter(|&a| a > i64::from(max_age)) {
+        eprintln!(
+            "assay: warning: advisory database {} is {age} days old; advisories published since are not checked",
+            db.source
+        );
+    }
+    if !db.problems.is_empty() {
+        eprintln!(
+            "assay: warning: {} record(s) of advisory database {} could not be read and were skipped",
+            db.problems.len(),
+            db.source
+        );
     }
 }
 

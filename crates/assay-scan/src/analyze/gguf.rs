@@ -236,6 +236,7 @@ fn metadata(ctx: &mut FileScan, g: &gguf::Gguf, loc: &Loc, depth: u32) {
             match &kv.value {
                 Value::Str(s) => {
                     let src = String::from_utf8_lossy(s);
+                    ctx.feature(assay_advisories::Feature::GgufChatTemplate, loc);
                     check_template(ctx, &loc.child(key), key, &src);
                 }
                 other => ctx.add(

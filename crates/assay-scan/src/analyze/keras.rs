@@ -6,6 +6,7 @@
 use crate::engine::{FileScan, Format, Loc};
 use crate::rules::callables::{Judgement, judge};
 use crate::rules::code;
+use assay_advisories::Feature;
 use assay_formats::hdf5::{self, Hdf5Limits, Value as H5Value};
 use assay_formats::keras::{
     self, Bytecode, ConfigAnalysis, ItemKind, KerasLimits, ObjectRef, RefKind,
@@ -311,6 +312,7 @@ pub fn scan_hdf5(ctx: &mut FileScan, data: &[u8], loc: &Loc, depth: u32) -> Form
 
 fn version_info(ctx: &mut FileScan, loc: &Loc, version: Option<&str>, backend: Option<&str>) {
     let Some(v) = version else { return };
+    ctx.recorded_version("keras", v, "keras_version", loc);
     let b = backend
         .map(|b| format!(", backend {b}"))
         .unwrap_or_default();
@@ -337,16 +339,36 @@ fn report(ctx: &mut FileScan, a: &ConfigAnalysis, loc: &Loc, depth: u32, source:
             None => item.path.clone(),
         };
         match &item.kind {
-            ItemKind::Bytecode(b) => bytecode(ctx, loc, &at, b),
-            ItemKind::Reference(r) => reference(ctx, loc, &at, r),
-            ItemKind::SafeModeOff { evidence } => ctx.add(
+            ItemKind::Bytecode(b) => {
+                ctx.feature(Feature::KerasLambdaBytecode, loc);
+                // Legacy HDF5 models: loading ignores safe_mode.
+                if source != "config.json" {
+                    ctx.feature(Feature::KerasH5Lambda, loc);
+                }
+                bytecode(ctx, loc, &at, b)
+            }
+            ItemKind::Reference(r) => {
+                ctx.feature(
+                    if r.kind == RefKind::KerasGadget {
+                        Feature::KerasSafeModeOff
+                    } else {
+                        Feature::KerasModuleReference
+                    },
+                    loc,
+                );
+                reference(ctx, loc, &at, r)
+            }
+            ItemKind::SafeModeOff { evidence } => {
+                ctx.feature(Feature::KerasSafeModeOff, loc);
+                ctx.add(
                 code::KER003,
                 Severity::Critical,
                 loc,
                 None,
                 format!("{source} switches Keras safe mode off at {at}: loading then runs any Lambda bytecode that follows (CVE-2025-9906)"),
                 Some(evidence.clone()),
-            ),
+            )
+            }
             ItemKind::ExternalResource {
                 class_name,
                 field,

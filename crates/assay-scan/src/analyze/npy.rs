@@ -23,6 +23,7 @@ pub fn scan(ctx: &mut FileScan, data: &[u8], loc: &Loc, depth: u32) -> Format {
     };
     let body = data.get(h.data_offset..).unwrap_or(&[]);
     if h.has_object {
+        ctx.feature(assay_advisories::Feature::NumpyObjectArray, loc);
         ctx.add(
             code::NPY001,
             Severity::Medium,

@@ -98,6 +98,7 @@ pub fn scan(ctx: &mut FileScan, data: &[u8], loc: &Loc, depth: u32) -> Format {
             break;
         }
         if super::escapes(&e.name) {
+            ctx.feature(assay_advisories::Feature::ArchivePathTraversal, loc);
             ctx.add(
                 code::ZIP001,
                 Severity::High,

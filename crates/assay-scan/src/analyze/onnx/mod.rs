@@ -46,6 +46,18 @@ pub fn scan(ctx: &mut FileScan, data: &[u8], loc: &Loc, _depth: u32) -> Format {
             return Format::Onnx;
         }
     };
+    if !model.external.is_empty() {
+        ctx.feature(assay_advisories::Feature::OnnxExternalData, loc);
+    }
+    // The exporter records its own version; PyTorch's is the torch version.
+    if model.producer_name == "pytorch" {
+        ctx.recorded_version(
+            "torch",
+            &model.producer_version,
+            "ONNX producer_version",
+            loc,
+        );
+    }
     location::check(ctx, &model, loc);
     operators(ctx, &model, loc);
     text::check_model(ctx, &model, loc);

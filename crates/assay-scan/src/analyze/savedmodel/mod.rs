@@ -89,6 +89,10 @@ struct Context {
 }
 
 fn meta_graph(ctx: &mut FileScan, mg: &MetaGraphDef, index: usize, loc: &Loc, depth: u32) {
+    if let Some(m) = &mg.meta_info_def {
+        let v = protobuf::text(&m.tensorflow_version);
+        ctx.recorded_version("tensorflow", &v, "MetaInfoDef tensorflow_version", loc);
+    }
     let tags: Vec<String> = mg
         .meta_info_def
         .iter()
