@@ -298,6 +298,41 @@ fn rules_and_explain() {
 }
 
 #[test]
+fn rules_and_explain_include_the_firewall_rules() {
+    let out = assay(&["rules"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Every FWL rule is listed once, after the scan rules, with its default action.
+    for r in assay_firewall::rules::all() {
+        let rows: Vec<&str> = text.lines().filter(|l| l.starts_with(r.code)).collect();
+        assert_eq!(rows.len(), 1, "{}: {rows:?}", r.code);
+        assert!(rows[0].contains("firewall:"), "{}", rows[0]);
+        assert!(rows[0].contains(r.summary), "{}", rows[0]);
+    }
+    let first_fwl = text.lines().position(|l| l.starts_with("FWL")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let last_pkl = lines.iter().rposition(|l| l.starts_with("PKL")).unwrap();
+    assert!(last_pkl < first_fwl);
+    assert!(
+        text.lines().any(|l| l.starts_with("FWL010  block")),
+        "{text}"
+    );
+
+    let out = assay(&["explain", "fwl030"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("# FWL030"), "{text}");
+    assert!(text.contains("Applies to: response"), "{text}");
+    for h in ["What it detects", "Why is this dangerous?", "Remediation"] {
+        assert!(text.contains(h), "missing {h}");
+    }
+    // `assay firewall rules CODE` prints the same document.
+    let same = assay(&["firewall", "rules", "FWL030"]);
+    assert_eq!(same.stdout, out.stdout);
+    assert_eq!(assay(&["explain", "FWL999"]).status.code(), Some(2));
+}
+
+#[test]
 fn broken_pipe_is_success() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_assay"))
         .args(["scan", "--format", "json", "fixtures"])
@@ -320,7 +355,11 @@ fn broken_pipe_is_success() {
 fn unsupported_files_are_listed_not_skipped() {
     let dir = tempfile::tempdir().unwrap();
     // Binary content in no format Assay reads (text is read for secrets, so use bytes).
-    std::fs::write(dir.path().join("blob.dat"), [0xde, 0xad, 0xbe, 0xef, 0x00, 0x01, 0xfe, 0x7f]).unwrap();
+    std::fs::write(
+        dir.path().join("blob.dat"),
+        [0xde, 0xad, 0xbe, 0xef, 0x00, 0x01, 0xfe, 0x7f],
+    )
+    .unwrap();
     let (code, r) = json(&["scan", dir.path().to_str().unwrap()]);
     assert_eq!(code, 0);
     assert_eq!(r["files"][0]["status"], "unsupported");

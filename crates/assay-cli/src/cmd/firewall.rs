@@ -202,15 +202,7 @@ fn rules_cmd(code: Option<&str>) -> Result<ExitCode> {
             }
         }
         Some(c) => match rules::lookup(c) {
-            Some(r) => {
-                writeln!(out, "# {} — {}\n", r.code, r.name)?;
-                writeln!(
-                    out,
-                    "Applies to: {}    Default action: {}    Since: {}\n",
-                    r.applies, r.action, r.since
-                )?;
-                writeln!(out, "{}", r.doc.trim_end())?;
-            }
+            Some(r) => super::rules::write_firewall_rule(&mut out, r)?,
             None => {
                 eprintln!(
                     "assay: unknown firewall rule {c:?}; `assay firewall rules` lists them all"
