@@ -93,6 +93,7 @@ pub fn app(fw: Arc<Firewall>) -> Router {
         .route("/v1/chat/completions", post(proxy::chat))
         .route("/v1/completions", post(proxy::completions))
         .route("/v1/embeddings", post(proxy::embeddings))
+        .route("/v1/responses", post(proxy::responses))
         .route("/v1/models", get(proxy::models))
         .route("/v1/models/{id}", get(proxy::models))
         .route("/metrics", get(proxy::metrics))

@@ -50,6 +50,14 @@ pub async fn embeddings(
     scanned(fw, id, Endpoint::Embeddings, req).await
 }
 
+pub async fn responses(
+    State(fw): Fw,
+    Extension(id): Extension<RequestId>,
+    req: Request,
+) -> Response {
+    scanned(fw, id, Endpoint::Responses, req).await
+}
+
 /// `GET /v1/models`: always forwarded, there is no text to scan.
 pub async fn models(State(fw): Fw, Extension(id): Extension<RequestId>, req: Request) -> Response {
     forward(&fw, &id, req).await
