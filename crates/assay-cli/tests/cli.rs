@@ -333,6 +333,34 @@ fn rules_and_explain_include_the_firewall_rules() {
 }
 
 #[test]
+fn firewall_serve_refuses_a_metrics_token_variable_that_is_unset() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[metrics]\ntoken_env = \"ASSAY_TEST_UNSET_METRICS_TOKEN\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_assay"))
+        .args([
+            "firewall",
+            "serve",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--listen",
+        ])
+        .arg("127.0.0.1:0")
+        .arg("--policy")
+        .arg(&policy)
+        .env_remove("ASSAY_TEST_UNSET_METRICS_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ASSAY_TEST_UNSET_METRICS_TOKEN"), "{err}");
+}
+
+#[test]
 fn broken_pipe_is_success() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_assay"))
         .args(["scan", "--format", "json", "fixtures"])

@@ -127,6 +127,13 @@ pub struct ServerPolicy {
     pub max_body_bytes: usize,
 }
 
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct MetricsPolicy {
+    /// When set, `GET /metrics` needs `Authorization: Bearer $VAR`. Unset (the default),
+    /// it is open to whoever can reach the listening address (loopback by default).
+    pub token_env: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct StreamingPolicy {
     /// Characters of streamed text held back until the text after them has been seen.
@@ -145,6 +152,7 @@ pub struct Policy {
     pub upstream: UpstreamPolicy,
     pub server: ServerPolicy,
     pub streaming: StreamingPolicy,
+    pub metrics: MetricsPolicy,
     /// JSON-lines audit log; `None` disables it.
     pub audit_log: Option<PathBuf>,
 }
@@ -223,6 +231,7 @@ impl Policy {
             streaming: StreamingPolicy {
                 hold_back_chars: if strict { 128 } else { 64 },
             },
+            metrics: MetricsPolicy::default(),
             audit_log: None,
         }
     }
@@ -364,6 +373,13 @@ struct RawPolicy {
     upstream: Option<RawUpstream>,
     server: Option<RawServer>,
     streaming: Option<RawStreaming>,
+    metrics: Option<RawMetrics>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    token_env: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -508,6 +524,11 @@ impl RawPolicy {
                 &mut p.server.max_body_bytes,
                 r.max_body_bytes.map(|b| b.0 as usize),
             );
+        }
+        if let Some(r) = self.metrics
+            && r.token_env.is_some()
+        {
+            p.metrics.token_env = r.token_env.filter(|s| !s.is_empty());
         }
         if let Some(r) = self.streaming {
             set(

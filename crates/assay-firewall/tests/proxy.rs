@@ -17,9 +17,14 @@ struct Harness {
 }
 
 fn harness(policy: Policy) -> Harness {
+    harness_env(policy, &|v| std::env::var(v).ok())
+}
+
+/// A harness whose policy reads the environment through `env`.
+fn harness_env(policy: Policy, env: &dyn Fn(&str) -> Option<String>) -> Harness {
     let mock = MockUpstream::new();
     let (audit, lines) = Audit::memory();
-    let fw = Firewall::new(policy, Upstream::Service(mock.router()), audit);
+    let fw = Firewall::with_env(policy, Upstream::Service(mock.router()), audit, env);
     Harness {
         fw,
         mock,
@@ -916,4 +921,45 @@ async fn responses_api_streams_are_scanned_with_hold_back() {
         "{audit}"
     );
     assert!(audit.contains("\"endpoint\":\"responses\""), "{audit}");
+}
+
+#[tokio::test]
+async fn metrics_need_the_bearer_token_when_the_policy_names_one() {
+    let policy = Policy::parse(
+        "[metrics]\ntoken_env = \"ASSAY_TEST_METRICS_TOKEN\"\n",
+        "p.toml",
+    )
+    .unwrap();
+    let env = |v: &str| (v == "ASSAY_TEST_METRICS_TOKEN").then(|| "s3cret-token".to_string());
+    let h = harness_env(policy.clone(), &env);
+    for auth in [
+        None,
+        Some("Bearer wrong-token!"),
+        Some("Bearer s3cret"),
+        Some("s3cret-token"),
+    ] {
+        let r = h.call_raw("GET", "/metrics", None, auth).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{auth:?}");
+        assert!(r.headers.get("www-authenticate").is_some());
+        assert!(!r.body.contains("assay_firewall_"), "{}", r.body);
+    }
+    let r = h
+        .call_raw("GET", "/metrics", None, Some("Bearer s3cret-token"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("assay_firewall_in_flight"), "{}", r.body);
+    // The token guards only /metrics: the API itself is unaffected.
+    let r = h
+        .call("POST", "/v1/chat/completions", Some(chat("hello", false)))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    // A named variable that is unset: nobody gets the metrics (fail closed).
+    let h = harness_env(policy, &|_| None);
+    let r = h
+        .call_raw("GET", "/metrics", None, Some("Bearer s3cret-token"))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // No token configured (the default): open, as before.
+    let h = harness(Policy::default());
+    assert_eq!(h.call("GET", "/metrics", None).await.status, StatusCode::OK);
 }

@@ -141,6 +141,13 @@ pub fn run(cmd: FirewallCommand) -> Result<ExitCode> {
 
 fn serve(a: ServeArgs) -> Result<ExitCode> {
     let policy = load_policy(a.policy.as_deref(), a.preset)?;
+    if let assay_firewall::MetricsAuth::Missing(var) =
+        assay_firewall::metrics_auth(&policy, &|v| std::env::var(v).ok())
+    {
+        anyhow::bail!(
+            "the policy protects /metrics with [metrics] token_env = {var:?}, but ${var} is unset or empty"
+        );
+    }
     let upstream = a.upstream.clone();
     serve_blocking(
         ServeOptions {
