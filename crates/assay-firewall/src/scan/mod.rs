@@ -8,6 +8,7 @@ pub mod classifier;
 pub mod injection;
 pub mod pii;
 pub mod secrets;
+pub mod tactics;
 pub mod unicode;
 pub mod urls;
 
