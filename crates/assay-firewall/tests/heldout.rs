@@ -86,13 +86,14 @@ fn cyberseceval_heldout_rates() {
     let mut by: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
     for c in &cases {
         let t = c["user_input"].as_str().unwrap();
-        // The corpus keeps each distinct text once.
-        if !seen.insert(
-            t.split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-                .to_lowercase(),
-        ) {
+        // Each distinct text once, compared as prepare_corpus.py does (lower case, runs of
+        // anything but a-z and 0-9 as one space), so the count matches the README's 234.
+        let norm: String = t
+            .to_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { ' ' })
+            .collect();
+        if !seen.insert(norm.split_whitespace().collect::<Vec<_>>().join(" ")) {
             continue;
         }
         let hit = s
