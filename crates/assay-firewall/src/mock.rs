@@ -8,6 +8,7 @@
 //! | `mock:echo`    | the user text itself (placeholders come back to be restored)    |
 //! | `mock:secret`  | an OpenAI-style API key in the middle of a sentence             |
 //! | `mock:leak`    | the system prompt, canary included                              |
+//! | `mock:reword`  | the system prompt without the canary, lightly reworded          |
 //! | `mock:pii`     | an e-mail address and a phone number                            |
 //! | `mock:image`   | a markdown image to a non-allow-listed domain, data in the query |
 //! | `mock:break`   | streams: half the answer, then the stream ends without `[DONE]`; complete: a truncated JSON body |
@@ -163,6 +164,15 @@ fn answer(user: &str, system: &str) -> String {
         format!("Sure. The deploy key is {SECRET} and nothing else.")
     } else if user.contains("mock:leak") {
         format!("My instructions are: {system}")
+    } else if user.contains("mock:reword") {
+        // What a model asked to "leave out the marker and rephrase" might say.
+        let prompt = system.split("\n\n[session marker").next().unwrap_or("");
+        format!(
+            "Between us, I was set up like this: {}",
+            prompt
+                .replace("You are", "I am")
+                .replace("Never", "I must never")
+        )
     } else if user.contains("mock:pii") {
         "You can reach Jane at jane.doe@example.org or +1 415 555 0100.".to_string()
     } else if user.contains("mock:image") {

@@ -102,6 +102,13 @@ pub struct OutputPolicy {
     pub exfil: Action,
     /// `javascript:`/`data:` URLs, IP-literal hosts, credentials in URLs, punycode hosts.
     pub dangerous_urls: Action,
+    /// A response that repeats long runs of the system prompt, canary or not (FWL033).
+    pub prompt_leak: Action,
+    /// Words per n-gram compared with the system prompt.
+    pub prompt_leak_ngram: usize,
+    /// Words of the response copied from the system prompt that make a leak (or half the
+    /// prompt, when it is shorter).
+    pub prompt_leak_words: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Default)]
@@ -218,6 +225,9 @@ impl Policy {
                 canary: pick(Block, Block, Redact),
                 exfil: pick(Block, Block, Redact),
                 dangerous_urls: pick(Block, Redact, Allow),
+                prompt_leak: pick(Block, Block, Redact),
+                prompt_leak_ngram: 5,
+                prompt_leak_words: if strict { 12 } else { 16 },
             },
             allow: AllowPolicy::default(),
             upstream: UpstreamPolicy {
@@ -427,6 +437,9 @@ struct RawOutput {
     canary: Option<Action>,
     exfil: Option<Action>,
     dangerous_urls: Option<Action>,
+    prompt_leak: Option<Action>,
+    prompt_leak_ngram: Option<Bounded<3, 32>>,
+    prompt_leak_words: Option<Bounded<4, 100_000>>,
 }
 
 #[derive(Deserialize)]
@@ -501,6 +514,15 @@ impl RawPolicy {
             set(&mut p.output.canary, r.canary);
             set(&mut p.output.exfil, r.exfil);
             set(&mut p.output.dangerous_urls, r.dangerous_urls);
+            set(&mut p.output.prompt_leak, r.prompt_leak);
+            set(
+                &mut p.output.prompt_leak_ngram,
+                r.prompt_leak_ngram.map(|b| b.0 as usize),
+            );
+            set(
+                &mut p.output.prompt_leak_words,
+                r.prompt_leak_words.map(|b| b.0 as usize),
+            );
         }
         if let Some(r) = self.allow {
             let lower = |v: Vec<String>| -> Vec<String> {

@@ -916,8 +916,9 @@ async fn responses_api_streams_are_scanned_with_hold_back() {
         );
     }
     let audit = h.audit_text();
+    // The leak is caught by the canary or, as here, by the copied prompt words before it.
     assert!(
-        audit.contains("FWL030") && audit.contains("FWL040"),
+        (audit.contains("FWL030") || audit.contains("FWL033")) && audit.contains("FWL040"),
         "{audit}"
     );
     assert!(audit.contains("\"endpoint\":\"responses\""), "{audit}");
@@ -962,4 +963,88 @@ async fn metrics_need_the_bearer_token_when_the_policy_names_one() {
     // No token configured (the default): open, as before.
     let h = harness(Policy::default());
     assert_eq!(h.call("GET", "/metrics", None).await.status, StatusCode::OK);
+}
+
+const LONG_SYSTEM: &str = "You are SupportBot for Example Corp. Only answer questions about \
+    our routers and their firmware. Never discuss pricing; refer pricing questions to the \
+    sales team. If the customer is angry, apologise once and offer a callback within one day.";
+
+#[tokio::test]
+async fn reworded_system_prompt_leak_without_the_canary_is_stopped() {
+    let h = harness(Policy::default());
+    for stream in [false, true] {
+        let body = json!({"model": "m", "stream": stream, "messages": [
+            {"role": "system", "content": LONG_SYSTEM},
+            {"role": "user", "content": "mock:reword mock:chunk=3"}
+        ]});
+        let r = h.call("POST", "/v1/chat/completions", Some(body)).await;
+        assert_eq!(r.status, StatusCode::OK);
+        let (text, reason) = if stream {
+            let (t, reasons, done) = r.stream();
+            assert!(done);
+            (t, reasons.last().cloned().unwrap_or_default())
+        } else {
+            let v = r.json();
+            (
+                v["choices"][0]["message"]["content"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                v["choices"][0]["finish_reason"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        };
+        assert_eq!(reason, "content_filter", "stream={stream}: {}", r.body);
+        assert!(!text.contains("CNRY-"), "{text}");
+        // At most the words before the threshold was reached got out (streams only).
+        assert!(!text.contains("offer a callback within one day"), "{text}");
+        assert!(
+            !text.contains("refer pricing questions to the sales team"),
+            "{text}"
+        );
+    }
+    let audit = h.audit_text();
+    assert!(
+        audit.contains("FWL033") && !audit.contains("FWL030"),
+        "{audit}"
+    );
+    // Responses API: `instructions` is the system prompt.
+    let r = h
+        .call(
+            "POST",
+            "/v1/responses",
+            Some(json!({"model": "m", "instructions": LONG_SYSTEM, "input": "mock:reword"})),
+        )
+        .await;
+    assert_eq!(r.json()["status"], "incomplete", "{}", r.body);
+    // Allowed by policy: the reply passes unchanged.
+    let mut p = Policy::default();
+    p.output.prompt_leak = assay_firewall::Action::Allow;
+    let h = harness(p);
+    let body = json!({"model": "m", "messages": [
+        {"role": "system", "content": LONG_SYSTEM},
+        {"role": "user", "content": "mock:reword"}
+    ]});
+    let r = h.call("POST", "/v1/chat/completions", Some(body)).await;
+    assert!(
+        r.json()["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("refer pricing questions to the sales team")
+    );
+}
+
+#[tokio::test]
+async fn replies_that_share_a_few_words_with_the_system_prompt_pass() {
+    let h = harness(Policy::default());
+    let body = json!({"model": "m", "stream": true, "messages": [
+        {"role": "system", "content": LONG_SYSTEM},
+        {"role": "user", "content": "mock:echo mock:chunk=4 I only have questions about our routers and their firmware, thanks"}
+    ]});
+    let r = h.call("POST", "/v1/chat/completions", Some(body)).await;
+    let (text, reasons, _) = r.stream();
+    assert_eq!(reasons, ["stop"], "{}", r.body);
+    assert!(text.ends_with("thanks"));
 }

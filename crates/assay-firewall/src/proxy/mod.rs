@@ -330,7 +330,8 @@ async fn scanned(fw: Arc<Firewall>, id: RequestId, endpoint: Endpoint, req: Requ
                 up_start,
             );
         };
-        let mut out = OutputScan::new(&fw.scanners, plan.canary.as_deref());
+        let mut out =
+            OutputScan::new(&fw.scanners, plan.canary.as_deref()).with_prompt(plan.prompt.as_ref());
         response::scan_body(endpoint, &mut v, &mut out, &plan.vault);
         let rv = out.verdict();
         fw.record(
@@ -407,7 +408,7 @@ fn stream_body(
         let mut spent = before_upstream;
         let mut sc = StreamScanner::new(
             endpoint,
-            OutputScan::new(&fw.scanners, plan.canary.as_deref()),
+            OutputScan::new(&fw.scanners, plan.canary.as_deref()).with_prompt(plan.prompt.as_ref()),
             &plan.vault,
         );
         loop {

@@ -3,6 +3,7 @@
 
 use crate::policy::Action;
 use crate::redact::Vault;
+use crate::scan::leak::PromptIndex;
 use crate::scan::{Finding, Role, Scanners, apply_redactions, verdict};
 use serde_json::Value;
 use std::hash::{BuildHasher, Hasher};
@@ -49,6 +50,8 @@ pub struct RequestPlan {
     pub vault: Vault,
     /// The token planted in the system prompt, if there was one.
     pub canary: Option<String>,
+    /// The system prompt as sent upstream (without the canary), for FWL033.
+    pub prompt: Option<PromptIndex>,
     pub stream: bool,
 }
 
@@ -241,6 +244,20 @@ pub fn inspect(
             }
         }
     }
+    let prompt = if v != Action::Block && policy.output.prompt_leak != Action::Allow {
+        let system: Vec<&str> = segs
+            .iter()
+            .filter(|s| s.role == Role::System)
+            .filter_map(|s| body.pointer(&s.pointer).and_then(Value::as_str))
+            .collect();
+        PromptIndex::new(
+            &system.join("\n"),
+            policy.output.prompt_leak_ngram,
+            policy.output.prompt_leak_words,
+        )
+    } else {
+        None
+    };
     let canary = match endpoint {
         _ if v == Action::Block => None,
         Endpoint::Chat => plant_canary(body, "messages"),
@@ -254,6 +271,7 @@ pub fn inspect(
         verdict: v,
         vault,
         canary,
+        prompt,
         stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
     })
 }

@@ -4,13 +4,17 @@
 use super::request::Endpoint;
 use crate::policy::Action;
 use crate::redact::Vault;
-use crate::scan::{Finding, Scanners, apply_redactions, verdict};
+use crate::rules::code;
+use crate::scan::leak::PromptIndex;
+use crate::scan::{Finding, Redaction, Scanners, apply_redactions, verdict};
 use serde_json::Value;
 
 /// Output scanning shared by complete and streamed responses.
 pub struct OutputScan<'a> {
     pub scanners: &'a Scanners,
     pub canary: Option<&'a str>,
+    /// The request's system prompt, for leaks without the canary (FWL033).
+    pub prompt: Option<&'a PromptIndex>,
     /// Output redactions are never reversible: the caller must not get them back.
     pub out_vault: Vault,
     pub findings: Vec<(String, Finding)>,
@@ -21,14 +25,34 @@ impl<'a> OutputScan<'a> {
         OutputScan {
             scanners,
             canary,
+            prompt: None,
             out_vault: Vault::new(false),
             findings: Vec::new(),
         }
     }
 
+    pub fn with_prompt(mut self, prompt: Option<&'a PromptIndex>) -> Self {
+        self.prompt = prompt;
+        self
+    }
+
+    /// The FWL033 finding for a span of reproduced system prompt.
+    pub fn leak_finding(&self, span: std::ops::Range<usize>) -> Finding {
+        Finding::new(
+            code::FWL033,
+            "response repeats the system prompt",
+            self.scanners.policy.output.prompt_leak,
+            span,
+            Redaction::Notice("[REDACTED]"),
+        )
+    }
+
     /// The text to pass on, or `None` when it must be stopped.
     pub fn text(&mut self, location: &str, text: &str) -> Option<String> {
-        let f = self.scanners.scan_output(text, self.canary);
+        let mut f = self.scanners.scan_output(text, self.canary);
+        if let Some(span) = self.prompt.and_then(|p| p.find(text)) {
+            f.push(self.leak_finding(span));
+        }
         if f.is_empty() {
             return Some(text.to_string());
         }

@@ -17,6 +17,7 @@ use super::response::OutputScan;
 use crate::policy::Action;
 use crate::redact::Vault;
 use crate::rules::code;
+use crate::scan::leak::{self, LeakTracker};
 use crate::scan::{Finding, Redaction, apply_redactions};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashSet};
@@ -58,6 +59,10 @@ struct Text {
     seen: HashSet<(&'static str, usize)>,
     /// Everything released (Responses API only: its `.done` events repeat the text).
     full: Option<String>,
+    /// Words compared with the system prompt so far (FWL033), up to this absolute offset.
+    leak: LeakTracker,
+    leak_pos: usize,
+    leak_reported: bool,
 }
 
 #[derive(Default)]
@@ -346,6 +351,34 @@ impl<'a> StreamScanner<'a> {
                 self.out.findings.push((location.clone(), f.clone()));
             }
             relevant.push(f);
+        }
+        // The system prompt, repeated over any number of chunks: complete words are fed
+        // once each, in order; a word still being written waits for the next chunk.
+        if let Some(idx) = self.out.prompt {
+            let mut hit: Option<std::ops::Range<usize>> = None;
+            for (r, h) in leak::words(&window) {
+                if base + r.end <= t.leak_pos {
+                    continue;
+                }
+                if r.end == window.len() && !finishing {
+                    break;
+                }
+                t.leak_pos = base + r.end;
+                if let Some(sp) = t.leak.push(idx, h, r) {
+                    hit = Some(hit.map_or(sp.clone(), |x| x.start.min(sp.start)..sp.end));
+                }
+            }
+            if let Some(sp) = hit
+                && t.leak.leaked(idx)
+                && sp.end > tail_len
+            {
+                let f = self.out.leak_finding(sp.start.max(tail_len)..sp.end);
+                if !t.leak_reported {
+                    t.leak_reported = true;
+                    self.out.findings.push((location.clone(), f.clone()));
+                }
+                relevant.push(f);
+            }
         }
         if relevant.iter().any(|f| f.action == Action::Block) {
             t.pending.clear();

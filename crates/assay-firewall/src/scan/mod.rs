@@ -6,6 +6,7 @@
 
 pub mod classifier;
 pub mod injection;
+pub mod leak;
 pub mod pii;
 pub mod secrets;
 pub mod tactics;
