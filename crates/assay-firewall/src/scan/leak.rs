@@ -10,7 +10,7 @@
 //! Streams feed words as they arrive, so a leak spread over many chunks is counted whole.
 
 use std::collections::{HashSet, VecDeque};
-use std::hash::{BuildHasher, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Range;
 
 /// Words of the system prompt indexed; the rest is not compared.
@@ -18,20 +18,35 @@ const MAX_PROMPT_WORDS: usize = 20_000;
 /// Longest word hashed (longer runs are cut, as they are in the prompt).
 const MAX_WORD: usize = 64;
 
-/// A fixed hasher, so the same words give the same hash in the prompt and the reply.
-#[derive(Clone, Copy, Default)]
-struct Fixed;
-impl BuildHasher for Fixed {
-    type Hasher = std::collections::hash_map::DefaultHasher;
-    fn build_hasher(&self) -> Self::Hasher {
-        std::collections::hash_map::DefaultHasher::new()
+/// FNV-1a: fixed (the same words hash the same in the prompt and the reply) and cheap.
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+fn fnv(h: u64, x: u64) -> u64 {
+    (h ^ x).wrapping_mul(FNV_PRIME)
+}
+
+/// The set's keys are hashes already: used as they are.
+#[derive(Default)]
+struct Identity(u64);
+impl Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = fnv(self.0, u64::from(*b));
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = x;
     }
 }
 
 /// The request's system prompt, as a set of hashed word n-grams.
 #[derive(Debug)]
 pub struct PromptIndex {
-    grams: HashSet<u64>,
+    grams: HashSet<u64, BuildHasherDefault<Identity>>,
     n: usize,
     /// Copied words that make a leak.
     min_words: usize,
@@ -102,8 +117,11 @@ impl LeakTracker {
         if self.recent.len() < idx.n {
             return None;
         }
-        let hashes: Vec<u64> = self.recent.iter().map(|(h, _)| *h).collect();
-        if !idx.grams.contains(&gram(&hashes)) {
+        let g = self
+            .recent
+            .iter()
+            .fold(FNV_OFFSET, |acc, (h, _)| fnv(acc, *h));
+        if !idx.grams.contains(&g) {
             return None;
         }
         let first = self.seen - idx.n;
@@ -134,7 +152,7 @@ pub fn words(text: &str) -> impl Iterator<Item = (Range<usize>, u64)> + '_ {
             it.next();
         }
         let (start, _) = *it.peek()?;
-        let mut h = Fixed.build_hasher();
+        let mut h = FNV_OFFSET;
         let mut end = start;
         let mut len = 0;
         while let Some(&(i, c)) = it.peek() {
@@ -142,24 +160,24 @@ pub fn words(text: &str) -> impl Iterator<Item = (Range<usize>, u64)> + '_ {
                 break;
             }
             if c.is_alphanumeric() && len < MAX_WORD {
-                for l in c.to_lowercase() {
-                    h.write_u32(l as u32);
+                if c.is_ascii() {
+                    h = fnv(h, u64::from(c.to_ascii_lowercase() as u32));
+                } else {
+                    for l in c.to_lowercase() {
+                        h = fnv(h, u64::from(l as u32));
+                    }
                 }
                 len += 1;
             }
             end = i + c.len_utf8();
             it.next();
         }
-        Some((start..end, h.finish()))
+        Some((start..end, h))
     })
 }
 
 fn gram(hashes: &[u64]) -> u64 {
-    let mut h = Fixed.build_hasher();
-    for x in hashes {
-        h.write_u64(*x);
-    }
-    h.finish()
+    hashes.iter().fold(FNV_OFFSET, |acc, h| fnv(acc, *h))
 }
 
 #[cfg(test)]

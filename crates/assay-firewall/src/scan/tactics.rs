@@ -53,14 +53,20 @@ const FOREIGN: &[(&str, &str)] = &[
 ];
 
 /// Ways of disguising an answer so an output filter does not recognise it.
-const DISGUISE: &str = r"\b(?:reverse order|in reverse|backwards|separated by|in between each|between each (?:digit|letter|character)|interlace\w*|(?:encode|convert|translate|write|spell|output|put)\w*(?: \w+){0,5} (?:in|into|using|with|to|as) (?:base64|base 64|hex|hexadecimal|rot13|rot 13|binary|morse|ascii codes|pig latin|leetspeak|another language|german|french|spanish)|first (?:letter|letters|three letters|character|characters|digit|digits) of)\b";
+const DISGUISE: &str = r"(?-u:\b)(?:reverse order|in reverse|backwards|separated by|in between each|between each (?:digit|letter|character)|interlace[a-z0-9]*|(?:encode|convert|translate|write|spell|output|put)[a-z0-9]*(?: [a-z0-9]+){0,5} (?:in|into|using|with|to|as) (?:base64|base 64|hex|hexadecimal|rot13|rot 13|binary|morse|ascii codes|pig latin|leetspeak|another language|german|french|spanish)|first (?:letter|letters|three letters|character|characters|digit|digits) of)(?-u:\b)";
 /// Make-believe frames that claim the rules do not apply.
-const FRAME: &str = r"\b(?:imagine|suppose|pretend|hypothetical\w*|in this (?:scenario|world|society|future|universe|game|story|forest|city)|in a (?:parallel|fictional|dystopian|futuristic) \w+)\b";
+const FRAME: &str = r"(?-u:\b)(?:imagine|suppose|pretend|hypothetical[a-z0-9]*|in this (?:scenario|world|society|future|universe|game|story|forest|city)|in a (?:parallel|fictional|dystopian|futuristic) [a-z0-9]+)(?-u:\b)";
 /// What the assistant holds and must not hand out: its credentials and instructions, and
 /// personal data about someone other than the caller.
-const PRIVATE: &str = r"\b(?:password|passcode|passphrase|secret (?:key|code|word)|credentials|api key|system prompt|your instructions|(?:the|this) users? (?:\w+ )?(?:email|e mail|birth\w*|date of birth|address|phone|city|residence|location|name|initials|favorite \w+|age|password|ssn|social security|balance)|\w+s (?:birth date|birthdate|date of birth|birthday|email address|e mail address|home address|current city|city of residence|current address|phone number|social security number|credit card number|bank balance))\b";
+const PRIVATE: &str = r"(?-u:\b)(?:password|passcode|passphrase|secret (?:key|code|word)|credentials|api key|system prompt|your instructions|(?:the|this) users? (?:[a-z0-9]+ )?(?:email|e mail|birth[a-z0-9]*|date of birth|address|phone|city|residence|location|name|initials|favorite [a-z0-9]+|age|password|ssn|social security|balance)|[a-z0-9]+s (?:birth date|birthdate|date of birth|birthday|email address|e mail address|home address|current city|city of residence|current address|phone number|social security number|credit card number|bank balance))(?-u:\b)";
+
+/// Words one of the Latin-script `FOREIGN` rules needs; other scripts need a non-ASCII
+/// text. Checked first, so ordinary English text skips the Unicode rules.
+const FOREIGN_HINTS: &str =
+    "instruc|consignes|anweisung|istruzion|contrase|clave|mot de passe|passwort|password|senha";
 
 pub struct Tactics {
+    foreign_hint: Regex,
     foreign: RegexSet,
     disguise: Regex,
     frame: Regex,
@@ -68,8 +74,6 @@ pub struct Tactics {
     /// `x = "…"` twice and `z = x + y`: a payload assembled from innocent-looking parts.
     assignment: Regex,
     concat: Regex,
-    base64_run: Regex,
-    hex_run: Regex,
 }
 
 impl Default for Tactics {
@@ -81,17 +85,18 @@ impl Default for Tactics {
 impl Tactics {
     pub fn new() -> Tactics {
         Tactics {
+            foreign_hint: Regex::new(FOREIGN_HINTS).expect("hint rule compiles"),
             foreign: RegexSet::new(FOREIGN.iter().map(|(_, p)| *p))
                 .expect("foreign phrase rules compile"),
             disguise: Regex::new(DISGUISE).expect("disguise rule compiles"),
             frame: Regex::new(FRAME).expect("frame rule compiles"),
             private: Regex::new(PRIVATE).expect("private-data rule compiles"),
-            assignment: Regex::new(r#"\b[A-Za-z]\w{0,2}\s*=\s*["'][^"'\n]{2,}["']"#)
+            assignment: Regex::new(r#"(?-u:\b)[A-Za-z][A-Za-z0-9_]{0,2}[ \t]*=[ \t]*["'][^"'\n]{2,}["']"#)
                 .expect("assignment rule compiles"),
-            concat: Regex::new(r"\b[A-Za-z]\w{0,2}\s*=\s*[A-Za-z]\w{0,2}\s*\+\s*[A-Za-z]\w{0,2}\b")
+            concat: Regex::new(
+                r"(?-u:\b)[A-Za-z][A-Za-z0-9_]{0,2}[ \t]*=[ \t]*[A-Za-z][A-Za-z0-9_]{0,2}[ \t]*\+[ \t]*[A-Za-z][A-Za-z0-9_]{0,2}(?-u:\b)",
+            )
                 .expect("concatenation rule compiles"),
-            base64_run: Regex::new(r"[A-Za-z0-9+/]{24,}={0,2}").expect("base64 rule compiles"),
-            hex_run: Regex::new(r"\b(?:[0-9A-Fa-f]{2}){12,}\b").expect("hex rule compiles"),
         }
     }
 
@@ -103,19 +108,23 @@ impl Tactics {
         norm: &str,
         hidden: &dyn Fn(&str) -> bool,
     ) -> Option<&'static str> {
-        let lower = raw.to_lowercase();
-        if let Some(i) = self.foreign.matches(&lower).iter().next() {
-            return Some(FOREIGN[i].0);
-        }
-        if self.private.is_match(norm) {
-            if self.disguise.is_match(norm) {
-                return Some("private data requested in a disguised form");
-            }
-            if self.frame.is_match(norm) {
-                return Some("private data requested under a make-believe frame");
+        if !raw.is_ascii() || self.foreign_hint.is_match(&raw.to_ascii_lowercase()) {
+            let lower = raw.to_lowercase();
+            if let Some(i) = self.foreign.matches(&lower).iter().next() {
+                return Some(FOREIGN[i].0);
             }
         }
-        if self.assignment.find_iter(raw).take(2).count() == 2 && self.concat.is_match(raw) {
+        // The cheap cues first; the private-data rule only where one of them is present.
+        if self.disguise.is_match(norm) && self.private.is_match(norm) {
+            return Some("private data requested in a disguised form");
+        }
+        if self.frame.is_match(norm) && self.private.is_match(norm) {
+            return Some("private data requested under a make-believe frame");
+        }
+        if raw.contains('+')
+            && self.assignment.find_iter(raw).take(2).count() == 2
+            && self.concat.is_match(raw)
+        {
             return Some("payload splitting");
         }
         if repeated_run(norm) >= MAX_REPEATS {
@@ -129,28 +138,27 @@ impl Tactics {
 
     /// Base64 and hex runs that decode to readable text.
     fn decoded(&self, raw: &str) -> Vec<String> {
+        let engine = base64::engine::general_purpose::STANDARD_NO_PAD;
         let mut out = Vec::new();
-        let b64 = self.base64_run.find_iter(raw).filter_map(|m| {
-            let s = m.as_str();
-            let s = &s[..s.len().min(MAX_BLOB_LEN)];
-            let trimmed = s.trim_end_matches('=');
-            let cut = trimmed.len() - trimmed.len() % 4;
-            let engine = base64::engine::general_purpose::STANDARD_NO_PAD;
-            // A run that is not whole base64 is decoded up to its last whole quantum.
-            engine
-                .decode(&trimmed[..cut])
-                .ok()
-                .or_else(|| engine.decode(trimmed).ok())
-        });
-        let hex = self.hex_run.find_iter(raw).map(|m| {
-            let s = m.as_str();
-            let s = &s[..s.len().min(MAX_BLOB_LEN) & !1];
-            (0..s.len())
-                .step_by(2)
-                .filter_map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-                .collect::<Vec<u8>>()
-        });
-        for bytes in b64.chain(hex).take(MAX_BLOBS) {
+        for run in encoded_runs(raw).take(MAX_BLOBS) {
+            let run = &run[..run.len().min(MAX_BLOB_LEN)];
+            let bytes = if run.len() % 2 == 0 && run.bytes().all(|b| b.is_ascii_hexdigit()) {
+                (0..run.len())
+                    .step_by(2)
+                    .filter_map(|i| u8::from_str_radix(&run[i..i + 2], 16).ok())
+                    .collect()
+            } else {
+                let trimmed = run.trim_end_matches('=');
+                // A run that is not whole base64 is decoded up to its last whole quantum.
+                let cut = trimmed.len() - trimmed.len() % 4;
+                match engine
+                    .decode(&trimmed[..cut])
+                    .or_else(|_| engine.decode(trimmed))
+                {
+                    Ok(b) => b,
+                    Err(_) => continue,
+                }
+            };
             if let Ok(t) = String::from_utf8(bytes)
                 && readable(&t)
             {
@@ -159,6 +167,34 @@ impl Tactics {
         }
         out
     }
+}
+
+/// Runs of the base64 alphabet (hex is a subset) at least `MIN_RUN` bytes long, found by
+/// one pass over the bytes.
+fn encoded_runs(raw: &str) -> impl Iterator<Item = &str> {
+    const MIN_RUN: usize = 24;
+    let b = raw.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < b.len() {
+            let start = i;
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || matches!(b[i], b'+' | b'/')) {
+                i += 1;
+            }
+            let end = i;
+            while i < b.len() && b[i] == b'=' {
+                i += 1;
+            }
+            if end - start >= MIN_RUN {
+                // ASCII bytes only, so these are char boundaries.
+                return raw.get(start..i);
+            }
+            if i == start {
+                i += 1;
+            }
+        }
+        None
+    })
 }
 
 /// Text, not binary: mostly printable, with spaces between words.
