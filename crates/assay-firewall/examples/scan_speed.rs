@@ -49,6 +49,12 @@ fn main() {
     time("scan_input(user turn), all scanners", rounds, || {
         black_box(s.scan_input(black_box(&user), Role::User));
     });
+    let mut p = Policy::default();
+    p.injection.rules = false;
+    let no_rules = Scanners::new(p);
+    time("scan_input(user turn), phrase rules off", rounds, || {
+        black_box(no_rules.scan_input(black_box(&user), Role::User));
+    });
     time("tactics (whole user turn)", rounds, || {
         black_box(tactics.find(black_box(&user), &norm, &|_| false));
     });
