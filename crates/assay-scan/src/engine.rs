@@ -96,9 +96,7 @@ pub fn scan(paths: &[PathBuf], opts: &ScanOptions) -> Result<Report, ScanError> 
         findings.extend(f);
     }
     // Folders as Hugging Face repositories: auto_map code, chat templates (crate::repo).
-    findings.extend(
-        pool.install(|| crate::repo::scan(paths, &walked.inputs, &mut files, &opts.limits)),
-    );
+    findings.extend(pool.install(|| crate::repo::scan(paths, &walked.inputs, &mut files, &opts.limits)));
     for l in walked.escaping_links {
         findings.push(Finding {
             rule: code::ARC002.into(),
@@ -443,12 +441,10 @@ impl<'l> FileScan<'l> {
             Sniffed::Onnx => crate::analyze::onnx::scan(self, data, loc, depth),
             Sniffed::TensorFlow(k) => crate::analyze::savedmodel::scan(self, k, data, loc, depth),
             Sniffed::Pickle => crate::analyze::pickle::scan(self, data, loc, depth, true),
-            Sniffed::MaybePickle => {
-                match crate::analyze::pickle::scan(self, data, loc, depth, false) {
-                    Format::Unknown => crate::analyze::text::scan(self, data, loc, depth),
-                    f => f,
-                }
-            }
+            Sniffed::MaybePickle => match crate::analyze::pickle::scan(self, data, loc, depth, false) {
+                Format::Unknown => crate::analyze::text::scan(self, data, loc, depth),
+                f => f,
+            },
             Sniffed::Unknown => crate::analyze::text::scan(self, data, loc, depth),
         }
     }

@@ -13,16 +13,16 @@ mod repo;
 pub mod rules;
 mod walk;
 
+pub use assay_report::{Finding, Report, Severity, Stage};
+pub use engine::{Progress, ScanError, ScanOptions, scan};
+pub use limits::Limits;
+/// The chat-template checker on its own (for fuzzing and tools): findings for one template.
+pub use analyze::template::{TemplateHit, analyse as analyse_chat_template};
 /// The Python analyser, the secret finder and the Python-compatible JSON reader on their
 /// own (for fuzzing and tools).
 pub use analyze::python::{PythonAnalysis, Refusal as PythonRefusal, analyse as analyse_python};
 pub use analyze::secrets::{Secret, find as find_secrets};
-/// The chat-template checker on its own (for fuzzing and tools): findings for one template.
-pub use analyze::template::{TemplateHit, analyse as analyse_chat_template};
 pub use analyze::text::{Json, parse_json};
-pub use assay_report::{Finding, Report, Severity, Stage};
-pub use engine::{Progress, ScanError, ScanOptions, scan};
-pub use limits::Limits;
 
 /// The version recorded in reports.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

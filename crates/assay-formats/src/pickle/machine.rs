@@ -351,12 +351,9 @@ impl<'a, 'o> Machine<'a, 'o> {
                 detail: format!("pickle data was truncated: {n} bytes needed at offset {start}"),
             })?;
         if let Some(fe) = self.frame_end
-            && start < fe
-            && end > fe
-            && !self.frame_reported
-        {
-            self.frame_reported = true;
-            self.out.anomalies.push(Anomaly {
+            && start < fe && end > fe && !self.frame_reported {
+                self.frame_reported = true;
+                self.out.anomalies.push(Anomaly {
                     offset: start as u64,
                     kind: AnomalyKind::FrameViolation,
                     detail: format!(
@@ -364,7 +361,7 @@ impl<'a, 'o> Machine<'a, 'o> {
                         end - fe
                     ),
                 });
-        }
+            }
         self.pos = end;
         Ok(&self.data[start..end])
     }
@@ -853,10 +850,9 @@ impl<'a, 'o> Machine<'a, 'o> {
             }
             self.out.opcodes += 1;
             if let Some(fe) = self.frame_end
-                && self.pos >= fe
-            {
-                self.frame_end = None;
-            }
+                && self.pos >= fe {
+                    self.frame_end = None;
+                }
             let at = self.pos;
             let code = self.read_u8()?;
             if op::name(code).is_none() {
@@ -895,16 +891,14 @@ impl<'a, 'o> Machine<'a, 'o> {
                     });
                 }
                 if let Some(fe) = self.frame_end
-                    && start < fe
-                    && !self.frame_reported
-                {
-                    self.frame_reported = true;
-                    self.out.anomalies.push(Anomaly {
-                        offset: at as u64,
-                        kind: AnomalyKind::FrameViolation,
-                        detail: "a FRAME begins before the end of the current frame".into(),
-                    });
-                }
+                    && start < fe && !self.frame_reported {
+                        self.frame_reported = true;
+                        self.out.anomalies.push(Anomaly {
+                            offset: at as u64,
+                            kind: AnomalyKind::FrameViolation,
+                            detail: "a FRAME begins before the end of the current frame".into(),
+                        });
+                    }
                 self.frame_end = Some(start + n as usize);
             }
             op::MARK => {
@@ -918,11 +912,10 @@ impl<'a, 'o> Machine<'a, 'o> {
             op::POP => {
                 // CPython: POP with a mark at the top of the stack pops the mark.
                 if let Some(&m) = self.marks.last()
-                    && m >= self.stack.len()
-                {
-                    self.marks.pop();
-                    return Ok(());
-                }
+                    && m >= self.stack.len() {
+                        self.marks.pop();
+                        return Ok(());
+                    }
                 if self.stack.is_empty() {
                     return Err(malformed(at, "unpickling stack underflow"));
                 }
@@ -1364,11 +1357,10 @@ impl<'a, 'o> Machine<'a, 'o> {
                 for (k, v) in &pairs {
                     if let (Value::Int(code), Value::Tuple(t)) = (k, v)
                         && let (Some(Value::Str(m)), Some(Value::Str(n))) = (t.first(), t.get(1))
-                        && qn.ends_with("_inverted_registry")
-                    {
-                        self.ext_registry
-                            .insert(*code as u32, (m.to_string(), n.to_string()));
-                    }
+                            && qn.ends_with("_inverted_registry") {
+                                self.ext_registry
+                                    .insert(*code as u32, (m.to_string(), n.to_string()));
+                            }
                 }
                 let r = self.renderer();
                 let shown: Vec<String> = pairs
@@ -1391,31 +1383,29 @@ impl<'a, 'o> Machine<'a, 'o> {
         let rendered = self.renderer().value(&pid);
         let (mut storage_key, mut is_torch) = (None, false);
         if let Value::Tuple(t) = &pid
-            && let Some(Value::Str(tag)) = t.first()
-        {
-            // Legacy torch.save: ('module', cls, source_file, source) — torch's
-            // persistent_load returns the class itself.
-            if &**tag == "module"
-                && let Some(cls @ Value::Global(_)) = t.get(1)
-            {
-                let cls = cls.clone();
-                self.out.persistent.push(PersistentRef {
-                    offset: at as u64,
-                    rendered,
-                    storage_key: None,
-                    is_torch_storage: true,
-                });
-                return self.push(cls);
+            && let Some(Value::Str(tag)) = t.first() {
+                // Legacy torch.save: ('module', cls, source_file, source) — torch's
+                // persistent_load returns the class itself.
+                if &**tag == "module"
+                    && let Some(cls @ Value::Global(_)) = t.get(1) {
+                        let cls = cls.clone();
+                        self.out.persistent.push(PersistentRef {
+                            offset: at as u64,
+                            rendered,
+                            storage_key: None,
+                            is_torch_storage: true,
+                        });
+                        return self.push(cls);
+                    }
+                if &**tag == "storage" && t.len() >= 3 {
+                    is_torch = true;
+                    storage_key = t.get(2).and_then(|k| match k {
+                        Value::Str(s) => Some(s.to_string()),
+                        Value::Int(i) => Some(i.to_string()),
+                        _ => None,
+                    });
+                }
             }
-            if &**tag == "storage" && t.len() >= 3 {
-                is_torch = true;
-                storage_key = t.get(2).and_then(|k| match k {
-                    Value::Str(s) => Some(s.to_string()),
-                    Value::Int(i) => Some(i.to_string()),
-                    _ => None,
-                });
-            }
-        }
         self.out.persistent.push(PersistentRef {
             offset: at as u64,
             rendered: rendered.clone(),
@@ -1445,10 +1435,10 @@ impl<'a, 'o> Machine<'a, 'o> {
                     c.state = Some(state.clone());
                     if let Value::Global(g) = &c.callable
                         && g.name == "NumpyArrayWrapper"
-                        && g.module.ends_with("joblib.numpy_pickle")
-                    {
-                        wrapper = Some(());
-                    }
+                            && g.module.ends_with("joblib.numpy_pickle")
+                        {
+                            wrapper = Some(());
+                        }
                 }
                 if wrapper.is_some() && self.joblib_arrays {
                     self.joblib_inline_array(&state, at)?;
@@ -1470,37 +1460,36 @@ impl<'a, 'o> Machine<'a, 'o> {
         };
         for d in dicts {
             if let Value::Ref(id) = d
-                && let Some(Obj::Dict(pairs)) = self.objs.get(id as usize)
-            {
-                // Pairs checked at an earlier BUILD are not checked again: each key is
-                // reported once, at the first BUILD that applies it.
-                let checked = self.dunder_checked.insert(id, pairs.len()).unwrap_or(0);
-                for (k, _) in pairs.iter().skip(checked) {
-                    match k {
-                        Value::Str(s)
-                            if s.starts_with("__")
-                                && s.ends_with("__")
-                                && s.len() > 4
-                                && &**s != "__dict__" =>
-                        {
-                            keys.push(s.to_string());
-                        }
-                        // An attribute name computed at load time: evaluate it if a
-                        // pure function made it, otherwise it is suspect by itself.
-                        Value::Ref(_) | Value::Global(_) | Value::Dynamic(_) => {
-                            match self.eval_str(k) {
+                && let Some(Obj::Dict(pairs)) = self.objs.get(id as usize) {
+                    // Pairs checked at an earlier BUILD are not checked again: each key is
+                    // reported once, at the first BUILD that applies it.
+                    let checked = self.dunder_checked.insert(id, pairs.len()).unwrap_or(0);
+                    for (k, _) in pairs.iter().skip(checked) {
+                        match k {
+                            Value::Str(s)
+                                if s.starts_with("__")
+                                    && s.ends_with("__")
+                                    && s.len() > 4
+                                    && &**s != "__dict__"
+                                => {
+                                    keys.push(s.to_string());
+                                }
+                            // An attribute name computed at load time: evaluate it if a
+                            // pure function made it, otherwise it is suspect by itself.
+                            Value::Ref(_) | Value::Global(_) | Value::Dynamic(_) => match self
+                                .eval_str(k)
+                            {
                                 Some(s) if s.starts_with("__") && s.ends_with("__") => {
                                     keys.push(format!("{s} (computed)"))
                                 }
                                 Some(_) => {}
                                 None => keys
                                     .push(format!("<computed name {}>", self.renderer().value(k))),
-                            }
+                            },
+                            _ => {}
                         }
-                        _ => {}
                     }
                 }
-            }
         }
         if !keys.is_empty() {
             self.out.anomalies.push(Anomaly {
