@@ -302,6 +302,69 @@ fn rules_and_explain() {
 }
 
 #[test]
+fn rules_and_explain_include_the_firewall_rules() {
+    let out = assay(&["rules"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Every FWL rule is listed once, after the scan rules, with its default action.
+    for r in assay_firewall::rules::all() {
+        let rows: Vec<&str> = text.lines().filter(|l| l.starts_with(r.code)).collect();
+        assert_eq!(rows.len(), 1, "{}: {rows:?}", r.code);
+        assert!(rows[0].contains("firewall:"), "{}", rows[0]);
+        assert!(rows[0].contains(r.summary), "{}", rows[0]);
+    }
+    let first_fwl = text.lines().position(|l| l.starts_with("FWL")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let last_pkl = lines.iter().rposition(|l| l.starts_with("PKL")).unwrap();
+    assert!(last_pkl < first_fwl);
+    assert!(
+        text.lines().any(|l| l.starts_with("FWL010  block")),
+        "{text}"
+    );
+
+    let out = assay(&["explain", "fwl030"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("# FWL030"), "{text}");
+    assert!(text.contains("Applies to: response"), "{text}");
+    for h in ["What it detects", "Why is this dangerous?", "Remediation"] {
+        assert!(text.contains(h), "missing {h}");
+    }
+    // `assay firewall rules CODE` prints the same document.
+    let same = assay(&["firewall", "rules", "FWL030"]);
+    assert_eq!(same.stdout, out.stdout);
+    assert_eq!(assay(&["explain", "FWL999"]).status.code(), Some(2));
+}
+
+#[test]
+fn firewall_serve_refuses_a_metrics_token_variable_that_is_unset() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[metrics]\ntoken_env = \"ASSAY_TEST_UNSET_METRICS_TOKEN\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_assay"))
+        .args([
+            "firewall",
+            "serve",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--listen",
+        ])
+        .arg("127.0.0.1:0")
+        .arg("--policy")
+        .arg(&policy)
+        .env_remove("ASSAY_TEST_UNSET_METRICS_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ASSAY_TEST_UNSET_METRICS_TOKEN"), "{err}");
+}
+
+#[test]
 fn broken_pipe_is_success() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_assay"))
         .args(["scan", "--format", "json", "fixtures"])

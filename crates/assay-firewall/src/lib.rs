@@ -49,15 +49,38 @@ pub struct Firewall {
     pub upstream: upstream::Upstream,
     /// `Bearer <key>` from the environment variable the policy names, if set.
     upstream_auth: Option<HeaderValue>,
+    metrics_auth: MetricsAuth,
+}
+
+/// Who may read `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetricsAuth {
+    /// No token configured: anyone who can reach the address.
+    Open,
+    /// Callers must send `Authorization: Bearer <token>`.
+    Token(String),
+    /// The policy names a token variable that is unset or empty: nobody (fail closed).
+    Missing(String),
 }
 
 impl Firewall {
     pub fn new(policy: Policy, upstream: upstream::Upstream, audit: audit::Audit) -> Arc<Firewall> {
+        Firewall::with_env(policy, upstream, audit, &|var| std::env::var(var).ok())
+    }
+
+    /// Like [`Firewall::new`], reading the variables the policy names through `env`.
+    pub fn with_env(
+        policy: Policy,
+        upstream: upstream::Upstream,
+        audit: audit::Audit,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Arc<Firewall> {
+        let metrics_auth = metrics_auth(&policy, env);
         let upstream_auth = policy
             .upstream
             .api_key_env
             .as_deref()
-            .and_then(|var| std::env::var(var).ok())
+            .and_then(env)
             .filter(|k| !k.is_empty())
             .and_then(|k| HeaderValue::from_str(&format!("Bearer {k}")).ok())
             .map(|mut v| {
@@ -70,7 +93,12 @@ impl Firewall {
             audit,
             upstream,
             upstream_auth,
+            metrics_auth,
         })
+    }
+
+    pub fn metrics_auth(&self) -> &MetricsAuth {
+        &self.metrics_auth
     }
 
     pub fn policy(&self) -> &Policy {
@@ -87,12 +115,24 @@ impl Firewall {
     }
 }
 
+/// Who may read `/metrics` under this policy, with the environment read through `env`.
+pub fn metrics_auth(policy: &Policy, env: &dyn Fn(&str) -> Option<String>) -> MetricsAuth {
+    match policy.metrics.token_env.as_deref() {
+        None => MetricsAuth::Open,
+        Some(var) => match env(var).filter(|t| !t.is_empty()) {
+            Some(t) => MetricsAuth::Token(t),
+            None => MetricsAuth::Missing(var.to_string()),
+        },
+    }
+}
+
 /// The whole service.
 pub fn app(fw: Arc<Firewall>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(proxy::chat))
         .route("/v1/completions", post(proxy::completions))
         .route("/v1/embeddings", post(proxy::embeddings))
+        .route("/v1/responses", post(proxy::responses))
         .route("/v1/models", get(proxy::models))
         .route("/v1/models/{id}", get(proxy::models))
         .route("/metrics", get(proxy::metrics))

@@ -8,11 +8,18 @@
 //! | `mock:echo`    | the user text itself (placeholders come back to be restored)    |
 //! | `mock:secret`  | an OpenAI-style API key in the middle of a sentence             |
 //! | `mock:leak`    | the system prompt, canary included                              |
+//! | `mock:reword`  | the system prompt without the canary, lightly reworded          |
 //! | `mock:pii`     | an e-mail address and a phone number                            |
 //! | `mock:image`   | a markdown image to a non-allow-listed domain, data in the query |
 //! | `mock:break`   | streams: half the answer, then the stream ends without `[DONE]`; complete: a truncated JSON body |
 //! | `mock:garbage` | streams: an event whose data is not JSON                       |
 //! | (none)         | `Hello from the mock upstream.`                                 |
+//!
+//! `mock:tool` sends the answer as the JSON arguments of a tool call (`send_message`)
+//! instead of as text, streamed as `delta.tool_calls[0].function.arguments` pieces.
+//! `POST /v1/responses` answers the same directives in the Responses API shape (the
+//! system prompt is `instructions`), streamed as `response.output_text.delta` or
+//! `response.function_call_arguments.delta` events.
 //!
 //! `mock:chunk=N` sets the characters per stream event (default 3), so every answer is
 //! split across many events.
@@ -62,6 +69,7 @@ impl MockUpstream {
             .route("/v1/chat/completions", post(chat))
             .route("/v1/completions", post(completions))
             .route("/v1/embeddings", post(embeddings))
+            .route("/v1/responses", post(responses))
             .route("/v1/models", get(models))
             .with_state(self.clone())
     }
@@ -156,6 +164,15 @@ fn answer(user: &str, system: &str) -> String {
         format!("Sure. The deploy key is {SECRET} and nothing else.")
     } else if user.contains("mock:leak") {
         format!("My instructions are: {system}")
+    } else if user.contains("mock:reword") {
+        // What a model asked to "leave out the marker and rephrase" might say.
+        let prompt = system.split("\n\n[session marker").next().unwrap_or("");
+        format!(
+            "Between us, I was set up like this: {}",
+            prompt
+                .replace("You are", "I am")
+                .replace("Never", "I must never")
+        )
     } else if user.contains("mock:pii") {
         "You can reach Jane at jane.doe@example.org or +1 415 555 0100.".to_string()
     } else if user.contains("mock:image") {
@@ -192,12 +209,17 @@ fn pieces(text: &str, n: usize) -> Vec<String> {
 }
 
 fn sse(events: Vec<String>, user: &str) -> Response {
+    sse_events(events.into_iter().map(|e| (None, e)).collect(), user, true)
+}
+
+/// Events as `(event name, data)`; `done`: end with `data: [DONE]` (chat, completions).
+fn sse_events(events: Vec<(Option<String>, String)>, user: &str, done: bool) -> Response {
     let (tx, body) = body::channel(64);
     let broken = user.contains("mock:break");
     let garbage = user.contains("mock:garbage");
     tokio::spawn(async move {
         let half = events.len() / 2;
-        for (i, e) in events.into_iter().enumerate() {
+        for (i, (name, e)) in events.into_iter().enumerate() {
             if garbage && i == 1 {
                 let _ = tx
                     .send(Bytes::from_static(b"data: {this is not json\n\n"))
@@ -206,15 +228,17 @@ fn sse(events: Vec<String>, user: &str) -> Response {
             if broken && i == half {
                 return; // The connection "drops": no more events, no [DONE].
             }
-            if tx
-                .send(Bytes::from(format!("data: {e}\n\n")))
-                .await
-                .is_err()
-            {
+            let ev = match name {
+                Some(n) => format!("event: {n}\ndata: {e}\n\n"),
+                None => format!("data: {e}\n\n"),
+            };
+            if tx.send(Bytes::from(ev)).await.is_err() {
                 return;
             }
         }
-        let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
+        if done {
+            let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
+        }
     });
     let mut r = Response::new(body);
     r.headers_mut().insert(
@@ -235,6 +259,36 @@ async fn chat(State(m): State<MockUpstream>, headers: HeaderMap, body: Bytes) ->
     let system = role_text(&v, "system", false);
     let reply = answer(&user, &system);
     let model = v.get("model").cloned().unwrap_or(json!("mock-model"));
+    let tool = user.contains("mock:tool");
+    let args = json!({"text": reply}).to_string();
+    if v.get("stream").and_then(Value::as_bool) == Some(true) && tool {
+        let head = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1700000000, "model": model});
+        let mut events = Vec::new();
+        let mut first = head.clone();
+        first["choices"] = json!([{"index": 0, "delta": {"role": "assistant", "content": null, "tool_calls": [
+            {"index": 0, "id": "call_mock", "type": "function", "function": {"name": "send_message", "arguments": ""}}
+        ]}, "logprobs": null, "finish_reason": null}]);
+        events.push(first.to_string());
+        for p in pieces(&args, chunk_size(&user)) {
+            let mut c = head.clone();
+            c["choices"] = json!([{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": p}}]}, "logprobs": null, "finish_reason": null}]);
+            events.push(c.to_string());
+        }
+        let mut last = head;
+        last["choices"] =
+            json!([{"index": 0, "delta": {}, "logprobs": null, "finish_reason": "tool_calls"}]);
+        events.push(last.to_string());
+        return sse(events, &user);
+    }
+    if tool {
+        return json_response(json!({
+            "id": "chatcmpl-mock", "object": "chat.completion", "created": 1700000000, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_mock", "type": "function", "function": {"name": "send_message", "arguments": args}}
+            ]}, "logprobs": null, "finish_reason": "tool_calls"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}
+        }));
+    }
     if v.get("stream").and_then(Value::as_bool) == Some(true) {
         let head = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1700000000, "model": model});
         let mut events = Vec::new();
@@ -313,6 +367,98 @@ async fn embeddings(State(m): State<MockUpstream>, headers: HeaderMap, body: Byt
         json!({"object": "list", "data": data, "model": v.get("model").cloned().unwrap_or(json!("mock-embed")),
         "usage": {"prompt_tokens": 1, "total_tokens": 1}}),
     )
+}
+
+/// The last user text of a Responses API `input` (a string or a list of items).
+fn responses_user(v: &Value) -> String {
+    match v.get("input") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .rev()
+            .find(|i| i.get("role").and_then(Value::as_str) == Some("user"))
+            .and_then(|i| i.get("content"))
+            .map(text_of)
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+async fn responses(State(m): State<MockUpstream>, headers: HeaderMap, body: Bytes) -> Response {
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        return (axum::http::StatusCode::BAD_REQUEST, "bad json").into_response();
+    };
+    m.record(&v, &headers);
+    let user = responses_user(&v);
+    let system = v
+        .get("instructions")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let reply = answer(&user, &system);
+    let model = v.get("model").cloned().unwrap_or(json!("mock-model"));
+    let tool = user.contains("mock:tool");
+    let args = json!({"text": reply}).to_string();
+    let done_item = if tool {
+        json!({"type": "function_call", "id": "fc_mock", "call_id": "call_mock", "name": "send_message", "arguments": args, "status": "completed"})
+    } else {
+        json!({"type": "message", "id": "msg_mock", "status": "completed", "role": "assistant",
+               "content": [{"type": "output_text", "text": reply, "annotations": []}]})
+    };
+    let response = |status: &str, output: Value| {
+        json!({"id": "resp_mock", "object": "response", "created_at": 1700000000, "status": status,
+               "model": model, "output": output, "instructions": null,
+               "usage": {"input_tokens": 10, "output_tokens": 10, "total_tokens": 20}})
+    };
+    if v.get("stream").and_then(Value::as_bool) != Some(true) {
+        if user.contains("mock:break") {
+            return json_response_raw("{\"id\": \"resp_mock\", \"output\": [");
+        }
+        return json_response(response("completed", json!([done_item])));
+    }
+    let mut events: Vec<Value> = vec![
+        json!({"type": "response.created", "response": response("in_progress", json!([]))}),
+        json!({"type": "response.in_progress", "response": response("in_progress", json!([]))}),
+    ];
+    let (delta, done) = if tool {
+        events.push(json!({"type": "response.output_item.added", "output_index": 0,
+            "item": {"type": "function_call", "id": "fc_mock", "call_id": "call_mock", "name": "send_message", "arguments": "", "status": "in_progress"}}));
+        (
+            "response.function_call_arguments.delta",
+            "response.function_call_arguments.done",
+        )
+    } else {
+        events.push(json!({"type": "response.output_item.added", "output_index": 0,
+            "item": {"type": "message", "id": "msg_mock", "status": "in_progress", "role": "assistant", "content": []}}));
+        events.push(json!({"type": "response.content_part.added", "item_id": "msg_mock", "output_index": 0, "content_index": 0,
+            "part": {"type": "output_text", "text": "", "annotations": []}}));
+        ("response.output_text.delta", "response.output_text.done")
+    };
+    let full = if tool { &args } else { &reply };
+    for p in pieces(full, chunk_size(&user)) {
+        events.push(json!({"type": delta, "item_id": "msg_mock", "output_index": 0, "content_index": 0, "delta": p}));
+    }
+    if tool {
+        events.push(
+            json!({"type": done, "item_id": "fc_mock", "output_index": 0, "arguments": args}),
+        );
+    } else {
+        events.push(json!({"type": done, "item_id": "msg_mock", "output_index": 0, "content_index": 0, "text": reply}));
+        events.push(json!({"type": "response.content_part.done", "item_id": "msg_mock", "output_index": 0, "content_index": 0,
+            "part": {"type": "output_text", "text": reply, "annotations": []}}));
+    }
+    events.push(json!({"type": "response.output_item.done", "output_index": 0, "item": done_item}));
+    events.push(json!({"type": "response.completed", "response": response("completed", json!([done_item]))}));
+    let events = events
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut e)| {
+            e["sequence_number"] = json!(i);
+            let name = e["type"].as_str().map(str::to_string);
+            (name, e.to_string())
+        })
+        .collect();
+    sse_events(events, &user, false)
 }
 
 async fn models() -> Response {

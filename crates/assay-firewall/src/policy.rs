@@ -102,6 +102,13 @@ pub struct OutputPolicy {
     pub exfil: Action,
     /// `javascript:`/`data:` URLs, IP-literal hosts, credentials in URLs, punycode hosts.
     pub dangerous_urls: Action,
+    /// A response that repeats long runs of the system prompt, canary or not (FWL033).
+    pub prompt_leak: Action,
+    /// Words per n-gram compared with the system prompt.
+    pub prompt_leak_ngram: usize,
+    /// Words of the response copied from the system prompt that make a leak (or half the
+    /// prompt, when it is shorter).
+    pub prompt_leak_words: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Default)]
@@ -127,6 +134,13 @@ pub struct ServerPolicy {
     pub max_body_bytes: usize,
 }
 
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct MetricsPolicy {
+    /// When set, `GET /metrics` needs `Authorization: Bearer $VAR`. Unset (the default),
+    /// it is open to whoever can reach the listening address (loopback by default).
+    pub token_env: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct StreamingPolicy {
     /// Characters of streamed text held back until the text after them has been seen.
@@ -145,6 +159,7 @@ pub struct Policy {
     pub upstream: UpstreamPolicy,
     pub server: ServerPolicy,
     pub streaming: StreamingPolicy,
+    pub metrics: MetricsPolicy,
     /// JSON-lines audit log; `None` disables it.
     pub audit_log: Option<PathBuf>,
 }
@@ -210,6 +225,9 @@ impl Policy {
                 canary: pick(Block, Block, Redact),
                 exfil: pick(Block, Block, Redact),
                 dangerous_urls: pick(Block, Redact, Allow),
+                prompt_leak: pick(Block, Block, Redact),
+                prompt_leak_ngram: 5,
+                prompt_leak_words: if strict { 12 } else { 16 },
             },
             allow: AllowPolicy::default(),
             upstream: UpstreamPolicy {
@@ -223,6 +241,7 @@ impl Policy {
             streaming: StreamingPolicy {
                 hold_back_chars: if strict { 128 } else { 64 },
             },
+            metrics: MetricsPolicy::default(),
             audit_log: None,
         }
     }
@@ -364,6 +383,13 @@ struct RawPolicy {
     upstream: Option<RawUpstream>,
     server: Option<RawServer>,
     streaming: Option<RawStreaming>,
+    metrics: Option<RawMetrics>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    token_env: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -411,6 +437,9 @@ struct RawOutput {
     canary: Option<Action>,
     exfil: Option<Action>,
     dangerous_urls: Option<Action>,
+    prompt_leak: Option<Action>,
+    prompt_leak_ngram: Option<Bounded<3, 32>>,
+    prompt_leak_words: Option<Bounded<4, 100_000>>,
 }
 
 #[derive(Deserialize)]
@@ -485,6 +514,15 @@ impl RawPolicy {
             set(&mut p.output.canary, r.canary);
             set(&mut p.output.exfil, r.exfil);
             set(&mut p.output.dangerous_urls, r.dangerous_urls);
+            set(&mut p.output.prompt_leak, r.prompt_leak);
+            set(
+                &mut p.output.prompt_leak_ngram,
+                r.prompt_leak_ngram.map(|b| b.0 as usize),
+            );
+            set(
+                &mut p.output.prompt_leak_words,
+                r.prompt_leak_words.map(|b| b.0 as usize),
+            );
         }
         if let Some(r) = self.allow {
             let lower = |v: Vec<String>| -> Vec<String> {
@@ -508,6 +546,11 @@ impl RawPolicy {
                 &mut p.server.max_body_bytes,
                 r.max_body_bytes.map(|b| b.0 as usize),
             );
+        }
+        if let Some(r) = self.metrics
+            && r.token_env.is_some()
+        {
+            p.metrics.token_env = r.token_env.filter(|s| !s.is_empty());
         }
         if let Some(r) = self.streaming {
             set(

@@ -141,6 +141,13 @@ pub fn run(cmd: FirewallCommand) -> Result<ExitCode> {
 
 fn serve(a: ServeArgs) -> Result<ExitCode> {
     let policy = load_policy(a.policy.as_deref(), a.preset)?;
+    if let assay_firewall::MetricsAuth::Missing(var) =
+        assay_firewall::metrics_auth(&policy, &|v| std::env::var(v).ok())
+    {
+        anyhow::bail!(
+            "the policy protects /metrics with [metrics] token_env = {var:?}, but ${var} is unset or empty"
+        );
+    }
     let upstream = a.upstream.clone();
     serve_blocking(
         ServeOptions {
@@ -202,15 +209,7 @@ fn rules_cmd(code: Option<&str>) -> Result<ExitCode> {
             }
         }
         Some(c) => match rules::lookup(c) {
-            Some(r) => {
-                writeln!(out, "# {} — {}\n", r.code, r.name)?;
-                writeln!(
-                    out,
-                    "Applies to: {}    Default action: {}    Since: {}\n",
-                    r.applies, r.action, r.since
-                )?;
-                writeln!(out, "{}", r.doc.trim_end())?;
-            }
+            Some(r) => super::rules::write_firewall_rule(&mut out, r)?,
             None => {
                 eprintln!(
                     "assay: unknown firewall rule {c:?}; `assay firewall rules` lists them all"

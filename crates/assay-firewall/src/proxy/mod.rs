@@ -50,6 +50,14 @@ pub async fn embeddings(
     scanned(fw, id, Endpoint::Embeddings, req).await
 }
 
+pub async fn responses(
+    State(fw): Fw,
+    Extension(id): Extension<RequestId>,
+    req: Request,
+) -> Response {
+    scanned(fw, id, Endpoint::Responses, req).await
+}
+
 /// `GET /v1/models`: always forwarded, there is no text to scan.
 pub async fn models(State(fw): Fw, Extension(id): Extension<RequestId>, req: Request) -> Response {
     forward(&fw, &id, req).await
@@ -79,13 +87,41 @@ pub async fn passthrough(
     forward(&fw, &id, req).await
 }
 
-pub async fn metrics(State(fw): Fw) -> Response {
+/// `GET /metrics`, behind a bearer token when the policy names one (`[metrics] token_env`).
+pub async fn metrics(State(fw): Fw, req: Request) -> Response {
+    let allowed = match fw.metrics_auth() {
+        crate::MetricsAuth::Open => true,
+        crate::MetricsAuth::Missing(_) => false,
+        crate::MetricsAuth::Token(t) => req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .is_some_and(|given| same_secret(given.trim().as_bytes(), t.as_bytes())),
+    };
+    if !allowed {
+        let mut r = (
+            StatusCode::UNAUTHORIZED,
+            "metrics need Authorization: Bearer <token> ([metrics] token_env)\n",
+        )
+            .into_response();
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"assay-firewall-metrics\""),
+        );
+        return r;
+    }
     let mut r = fw.metrics.render().into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     r
+}
+
+/// Compares two secrets in time that depends only on their lengths.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 pub async fn health() -> &'static str {
@@ -294,7 +330,8 @@ async fn scanned(fw: Arc<Firewall>, id: RequestId, endpoint: Endpoint, req: Requ
                 up_start,
             );
         };
-        let mut out = OutputScan::new(&fw.scanners, plan.canary.as_deref());
+        let mut out =
+            OutputScan::new(&fw.scanners, plan.canary.as_deref()).with_prompt(plan.prompt.as_ref());
         response::scan_body(endpoint, &mut v, &mut out, &plan.vault);
         let rv = out.verdict();
         fw.record(
@@ -371,7 +408,7 @@ fn stream_body(
         let mut spent = before_upstream;
         let mut sc = StreamScanner::new(
             endpoint,
-            OutputScan::new(&fw.scanners, plan.canary.as_deref()),
+            OutputScan::new(&fw.scanners, plan.canary.as_deref()).with_prompt(plan.prompt.as_ref()),
             &plan.vault,
         );
         loop {

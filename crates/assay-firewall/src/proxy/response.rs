@@ -4,13 +4,17 @@
 use super::request::Endpoint;
 use crate::policy::Action;
 use crate::redact::Vault;
-use crate::scan::{Finding, Scanners, apply_redactions, verdict};
+use crate::rules::code;
+use crate::scan::leak::PromptIndex;
+use crate::scan::{Finding, Redaction, Scanners, apply_redactions, verdict};
 use serde_json::Value;
 
 /// Output scanning shared by complete and streamed responses.
 pub struct OutputScan<'a> {
     pub scanners: &'a Scanners,
     pub canary: Option<&'a str>,
+    /// The request's system prompt, for leaks without the canary (FWL033).
+    pub prompt: Option<&'a PromptIndex>,
     /// Output redactions are never reversible: the caller must not get them back.
     pub out_vault: Vault,
     pub findings: Vec<(String, Finding)>,
@@ -21,14 +25,34 @@ impl<'a> OutputScan<'a> {
         OutputScan {
             scanners,
             canary,
+            prompt: None,
             out_vault: Vault::new(false),
             findings: Vec::new(),
         }
     }
 
+    pub fn with_prompt(mut self, prompt: Option<&'a PromptIndex>) -> Self {
+        self.prompt = prompt;
+        self
+    }
+
+    /// The FWL033 finding for a span of reproduced system prompt.
+    pub fn leak_finding(&self, span: std::ops::Range<usize>) -> Finding {
+        Finding::new(
+            code::FWL033,
+            "response repeats the system prompt",
+            self.scanners.policy.output.prompt_leak,
+            span,
+            Redaction::Notice("[REDACTED]"),
+        )
+    }
+
     /// The text to pass on, or `None` when it must be stopped.
     pub fn text(&mut self, location: &str, text: &str) -> Option<String> {
-        let f = self.scanners.scan_output(text, self.canary);
+        let mut f = self.scanners.scan_output(text, self.canary);
+        if let Some(span) = self.prompt.and_then(|p| p.find(text)) {
+            f.push(self.leak_finding(span));
+        }
         if f.is_empty() {
             return Some(text.to_string());
         }
@@ -50,6 +74,9 @@ impl<'a> OutputScan<'a> {
 
 /// Scans and rewrites a complete response body in place.
 pub fn scan_body(endpoint: Endpoint, body: &mut Value, out: &mut OutputScan<'_>, vault: &Vault) {
+    if endpoint == Endpoint::Responses {
+        return scan_responses_body(body, out, vault);
+    }
     let Some(choices) = body.get_mut("choices").and_then(Value::as_array_mut) else {
         return;
     };
@@ -79,10 +106,14 @@ pub fn scan_body(endpoint: Endpoint, body: &mut Value, out: &mut OutputScan<'_>,
                         ));
                     }
                 }
+                v.push((
+                    format!("choices[{i}].message.function_call.arguments"),
+                    "/message/function_call/arguments".to_string(),
+                ));
                 v
             }
             Endpoint::Completions => vec![(format!("choices[{i}].text"), "/text".to_string())],
-            Endpoint::Embeddings => Vec::new(),
+            Endpoint::Embeddings | Endpoint::Responses => Vec::new(),
         };
         for (location, pointer) in texts {
             let Some(slot) = choice.pointer_mut(&pointer) else {
@@ -103,6 +134,60 @@ pub fn scan_body(endpoint: Endpoint, body: &mut Value, out: &mut OutputScan<'_>,
                 *calls = Value::Null;
             }
         }
+    }
+}
+
+/// A Responses API body: `output[]` items (message `content[].text`/`refusal`,
+/// `function_call` `arguments`, reasoning `summary[].text`) and `output_text` if present.
+/// A stopped text is emptied and the response marked incomplete (`content_filter`).
+fn scan_responses_body(body: &mut Value, out: &mut OutputScan<'_>, vault: &Vault) {
+    let mut slots: Vec<(String, String)> = Vec::new();
+    if let Some(items) = body.get("output").and_then(Value::as_array) {
+        for (i, item) in items.iter().enumerate() {
+            if item.get("arguments").is_some() {
+                slots.push((
+                    format!("output[{i}].arguments"),
+                    format!("/output/{i}/arguments"),
+                ));
+            }
+            for key in ["content", "summary"] {
+                let Some(parts) = item.get(key).and_then(Value::as_array) else {
+                    continue;
+                };
+                for (j, p) in parts.iter().enumerate() {
+                    for field in ["text", "refusal"] {
+                        if p.get(field).is_some() {
+                            slots.push((
+                                format!("output[{i}].{key}[{j}].{field}"),
+                                format!("/output/{i}/{key}/{j}/{field}"),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    slots.push(("output_text".into(), "/output_text".into()));
+    let mut stopped = false;
+    for (location, pointer) in slots {
+        let Some(slot) = body.pointer_mut(&pointer) else {
+            continue;
+        };
+        let Some(text) = slot.as_str() else { continue };
+        match out.text(&location, text) {
+            Some(clean) => *slot = Value::String(vault.restore(&clean)),
+            None => {
+                *slot = Value::String(String::new());
+                stopped = true;
+            }
+        }
+    }
+    if stopped && let Some(obj) = body.as_object_mut() {
+        obj.insert("status".into(), Value::String("incomplete".into()));
+        obj.insert(
+            "incomplete_details".into(),
+            serde_json::json!({"reason": "content_filter"}),
+        );
     }
 }
 

@@ -17,9 +17,12 @@ use super::response::OutputScan;
 use crate::policy::Action;
 use crate::redact::Vault;
 use crate::rules::code;
+use crate::scan::leak::{self, LeakTracker};
 use crate::scan::{Finding, Redaction, apply_redactions};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashSet};
+
+mod responses;
 
 /// An SSE event larger than this is not a chat chunk: fail closed.
 const MAX_EVENT: usize = 1 << 20;
@@ -28,12 +31,43 @@ const MAX_EVENT: usize = 1 << 20;
 const MAX_RUN: usize = 8192;
 /// Choices tracked per stream (`n` is small in practice).
 const MAX_CHOICES: usize = 128;
+/// Texts tracked per choice: its content plus one per tool call (or, for the Responses
+/// API, one per output part).
+const MAX_CHANNELS: usize = 256;
+/// Text kept per Responses API stream to repeat in its `.done` events.
+const MAX_KEPT: usize = 64 << 20;
+
+/// One text that a stream builds piece by piece.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Channel {
+    /// `delta.content` (chat) or `text` (completions).
+    Content,
+    /// `delta.tool_calls[index].function.arguments`.
+    ToolArgs(u64),
+    /// The legacy `delta.function_call.arguments`.
+    FunctionArgs,
+    /// Responses API: (event type without `.delta`, `output_index`, `content_index`).
+    Part(String, u64, u64),
+}
 
 #[derive(Default)]
-struct Choice {
+struct Text {
     pending: String,
     tail: String,
     released: usize,
+    /// Findings already recorded, by (rule, absolute offset), so a rescan counts once.
+    seen: HashSet<(&'static str, usize)>,
+    /// Everything released (Responses API only: its `.done` events repeat the text).
+    full: Option<String>,
+    /// Words compared with the system prompt so far (FWL033), up to this absolute offset.
+    leak: LeakTracker,
+    leak_pos: usize,
+    leak_reported: bool,
+}
+
+#[derive(Default)]
+struct Choice {
+    texts: BTreeMap<Channel, Text>,
     stopped: bool,
     finished: bool,
 }
@@ -57,8 +91,8 @@ pub struct StreamScanner<'a> {
     hold: usize,
     buf: Vec<u8>,
     choices: BTreeMap<u64, Choice>,
-    seen: HashSet<(&'static str, usize)>,
     template: Option<Map<String, Value>>,
+    kept: usize,
     pub state: State,
 }
 
@@ -77,8 +111,8 @@ impl<'a> StreamScanner<'a> {
             hold,
             buf: Vec::new(),
             choices: BTreeMap::new(),
-            seen: HashSet::new(),
             template: None,
+            kept: 0,
             state: State::Open,
         }
     }
@@ -120,8 +154,11 @@ impl<'a> StreamScanner<'a> {
                 return out;
             }
         }
-        let complete =
-            !self.choices.is_empty() && self.choices.values().all(|c| c.finished || c.stopped);
+        // A Responses API stream is complete only after its terminal event (handled in
+        // `responses_event`); a chat stream when every choice has finished.
+        let complete = self.endpoint != Endpoint::Responses
+            && !self.choices.is_empty()
+            && self.choices.values().all(|c| c.finished || c.stopped);
         if complete {
             self.flush_all(&mut out);
             out.extend_from_slice(b"data: [DONE]\n\n");
@@ -160,7 +197,8 @@ impl<'a> StreamScanner<'a> {
                 || line.starts_with("id:")
                 || line.starts_with("retry:")
             {
-                // Comments and metadata carry no text for the caller.
+                // Comments and metadata carry no text for the caller (the Responses API
+                // repeats the event name as the data's `type`).
             } else {
                 return self.fail_closed("malformed stream line", out);
             }
@@ -174,9 +212,18 @@ impl<'a> StreamScanner<'a> {
             self.state = State::Done;
             return;
         }
-        let Ok(mut v) = serde_json::from_str::<Value>(&data) else {
+        let Ok(v) = serde_json::from_str::<Value>(&data) else {
             return self.fail_closed("stream event is not JSON", out);
         };
+        if self.endpoint == Endpoint::Responses {
+            return self.responses_event(v, out);
+        }
+        self.chat_event(v, out);
+    }
+
+    /// A chat or completions chunk: `choices[].delta.content`, `delta.tool_calls[]`,
+    /// `choices[].text`.
+    fn chat_event(&mut self, mut v: Value, out: &mut Vec<u8>) {
         let Some(choices) = v
             .get_mut("choices")
             .and_then(Value::as_array_mut)
@@ -203,27 +250,32 @@ impl<'a> StreamScanner<'a> {
             if !self.choices.contains_key(&idx) && self.choices.len() >= MAX_CHOICES {
                 return self.fail_closed("too many choices in stream", out);
             }
-            let pointer = self.text_pointer();
-            let st = self.choices.entry(idx).or_default();
-            if st.stopped {
+            if self.choices.entry(idx).or_default().stopped {
                 continue;
             }
-            let piece = c
-                .pointer(pointer)
-                .and_then(Value::as_str)
-                .map(str::to_string);
             let finishing = c.get("finish_reason").is_some_and(|f| !f.is_null());
-            if let Some(p) = &piece {
-                st.pending.push_str(p);
+            let mut touched: Vec<Channel> = Vec::new();
+            for (ch, piece) in pieces(self.endpoint, &c) {
+                if !self.push(idx, &ch, &piece) {
+                    return self.fail_closed("too many tool calls in stream", out);
+                }
+                touched.push(ch);
             }
-            if piece.is_some() || finishing {
-                match self.step(idx, finishing) {
+            // A finishing chunk releases everything the choice still holds, in any channel.
+            let channels: Vec<Channel> = match self.choices.get(&idx) {
+                Some(st) if finishing => st.texts.keys().cloned().collect(),
+                _ => touched.clone(),
+            };
+            for ch in channels {
+                match self.step(idx, &ch, finishing) {
                     Step::Release(s) => {
-                        if piece.is_some() || !s.is_empty() {
-                            set_text(&mut c, self.endpoint, s);
-                        }
+                        let was_touched = touched.contains(&ch);
+                        set_channel(&mut c, self.endpoint, &ch, s, was_touched);
                     }
-                    Step::Stop => c = self.stop_choice(idx),
+                    Step::Stop => {
+                        c = self.stop_choice(idx);
+                        break;
+                    }
                 }
             }
             if finishing && let Some(st) = self.choices.get_mut(&idx) {
@@ -247,38 +299,89 @@ impl<'a> StreamScanner<'a> {
         }
     }
 
-    fn text_pointer(&self) -> &'static str {
-        match self.endpoint {
-            Endpoint::Completions => "/text",
-            _ => "/delta/content",
+    /// Appends a piece to a channel's held text; false past the channel limit.
+    fn push(&mut self, idx: u64, ch: &Channel, piece: &str) -> bool {
+        let responses = self.endpoint == Endpoint::Responses;
+        let st = self.choices.entry(idx).or_default();
+        if !st.texts.contains_key(ch) && st.texts.len() >= MAX_CHANNELS {
+            return false;
+        }
+        let t = st.texts.entry(ch.clone()).or_insert_with(|| Text {
+            full: responses.then(String::new),
+            ..Text::default()
+        });
+        t.pending.push_str(piece);
+        true
+    }
+
+    fn location(&self, idx: u64, ch: &Channel) -> String {
+        match (self.endpoint, ch) {
+            (Endpoint::Completions, _) => format!("choices[{idx}].text"),
+            (_, Channel::Content) => format!("choices[{idx}].delta.content"),
+            (_, Channel::ToolArgs(j)) => {
+                format!("choices[{idx}].delta.tool_calls[{j}].function.arguments")
+            }
+            (_, Channel::FunctionArgs) => format!("choices[{idx}].delta.function_call.arguments"),
+            (_, Channel::Part(kind, o, _)) if kind.ends_with("function_call_arguments") => {
+                format!("output[{o}].arguments")
+            }
+            (_, Channel::Part(_, o, c)) => format!("output[{o}].content[{c}].text"),
         }
     }
 
-    /// Scans the choice's window and releases what is safe.
-    fn step(&mut self, idx: u64, finishing: bool) -> Step {
+    /// Scans one channel's window and releases what is safe.
+    fn step(&mut self, idx: u64, ch: &Channel, finishing: bool) -> Step {
+        let location = self.location(idx, ch);
         let Some(st) = self.choices.get_mut(&idx) else {
             return Step::Release(String::new());
         };
-        let window = format!("{}{}", st.tail, st.pending);
-        let tail_len = st.tail.len();
-        let found = self.out.scanners.scan_output(&window, self.out.canary);
-        let base = st.released - tail_len;
-        let location = match self.endpoint {
-            Endpoint::Completions => format!("choices[{idx}].text"),
-            _ => format!("choices[{idx}].delta.content"),
+        let Some(t) = st.texts.get_mut(ch) else {
+            return Step::Release(String::new());
         };
+        let window = format!("{}{}", t.tail, t.pending);
+        let tail_len = t.tail.len();
+        let found = self.out.scanners.scan_output(&window, self.out.canary);
+        let base = t.released - tail_len;
         let mut relevant: Vec<Finding> = Vec::new();
         for f in found {
             if f.span.end <= tail_len {
                 continue;
             }
-            if self.seen.insert((f.rule, base + f.span.start)) {
+            if t.seen.insert((f.rule, base + f.span.start)) {
                 self.out.findings.push((location.clone(), f.clone()));
             }
             relevant.push(f);
         }
+        // The system prompt, repeated over any number of chunks: complete words are fed
+        // once each, in order; a word still being written waits for the next chunk.
+        if let Some(idx) = self.out.prompt {
+            let mut hit: Option<std::ops::Range<usize>> = None;
+            for (r, h) in leak::words(&window) {
+                if base + r.end <= t.leak_pos {
+                    continue;
+                }
+                if r.end == window.len() && !finishing {
+                    break;
+                }
+                t.leak_pos = base + r.end;
+                if let Some(sp) = t.leak.push(idx, h, r) {
+                    hit = Some(hit.map_or(sp.clone(), |x| x.start.min(sp.start)..sp.end));
+                }
+            }
+            if let Some(sp) = hit
+                && t.leak.leaked(idx)
+                && sp.end > tail_len
+            {
+                let f = self.out.leak_finding(sp.start.max(tail_len)..sp.end);
+                if !t.leak_reported {
+                    t.leak_reported = true;
+                    self.out.findings.push((location.clone(), f.clone()));
+                }
+                relevant.push(f);
+            }
+        }
         if relevant.iter().any(|f| f.action == Action::Block) {
-            st.pending.clear();
+            t.pending.clear();
             st.stopped = true;
             return Step::Stop;
         }
@@ -298,24 +401,29 @@ impl<'a> StreamScanner<'a> {
                     f
                 })
                 .collect();
-            st.pending = apply_redactions(&st.pending, &shifted, &mut self.out.out_vault);
+            t.pending = apply_redactions(&t.pending, &shifted, &mut self.out.out_vault);
         }
         let cut = if finishing {
-            st.pending.len()
+            t.pending.len()
         } else {
-            safe_cut(&st.pending, self.hold)
+            safe_cut(&t.pending, self.hold)
         };
-        let released: String = st.pending.drain(..cut).collect();
-        st.released += released.len();
-        st.tail.push_str(&released);
-        if st.tail.len() > self.hold {
-            let mut from = st.tail.len() - self.hold;
-            while !st.tail.is_char_boundary(from) {
+        let released: String = t.pending.drain(..cut).collect();
+        t.released += released.len();
+        t.tail.push_str(&released);
+        if t.tail.len() > self.hold {
+            let mut from = t.tail.len() - self.hold;
+            while !t.tail.is_char_boundary(from) {
                 from += 1;
             }
-            st.tail.drain(..from);
+            t.tail.drain(..from);
         }
-        Step::Release(self.vault.restore(&released))
+        let restored = self.vault.restore(&released);
+        if let Some(full) = &mut t.full {
+            self.kept += restored.len();
+            full.push_str(&restored);
+        }
+        Step::Release(restored)
     }
 
     fn stop_choice(&self, idx: u64) -> Value {
@@ -348,23 +456,29 @@ impl<'a> StreamScanner<'a> {
 
     /// Releases everything still held (after a final scan), at a clean end of stream.
     fn flush_all(&mut self, out: &mut Vec<u8>) {
+        if self.endpoint == Endpoint::Responses {
+            return;
+        }
         let open: Vec<u64> = self
             .choices
             .iter()
-            .filter(|(_, c)| !c.stopped && !c.pending.is_empty())
+            .filter(|(_, c)| !c.stopped && c.texts.values().any(|t| !t.pending.is_empty()))
             .map(|(i, _)| *i)
             .collect();
         for idx in open {
-            let choice = match self.step(idx, true) {
-                Step::Release(s) => {
-                    let mut c = self.stop_choice(idx);
-                    c["finish_reason"] = Value::Null;
-                    set_text(&mut c, self.endpoint, s);
-                    c
+            let mut c = self.stop_choice(idx);
+            c["finish_reason"] = Value::Null;
+            let channels: Vec<Channel> = self.choices[&idx].texts.keys().cloned().collect();
+            for ch in channels {
+                match self.step(idx, &ch, true) {
+                    Step::Release(s) => set_channel(&mut c, self.endpoint, &ch, s, false),
+                    Step::Stop => {
+                        c = self.stop_choice(idx);
+                        break;
+                    }
                 }
-                Step::Stop => self.stop_choice(idx),
-            };
-            emit(out, &self.chunk(choice));
+            }
+            emit(out, &self.chunk(c));
         }
     }
 
@@ -373,6 +487,11 @@ impl<'a> StreamScanner<'a> {
             "stream".to_string(),
             Finding::new(code::FWL040, why, Action::Block, 0..0, Redaction::Strip),
         ));
+        if self.endpoint == Endpoint::Responses {
+            self.responses_stop(out);
+            self.state = State::Failed;
+            return;
+        }
         let mut open: Vec<u64> = self
             .choices
             .iter()
@@ -384,7 +503,9 @@ impl<'a> StreamScanner<'a> {
         }
         for idx in open {
             if let Some(c) = self.choices.get_mut(&idx) {
-                c.pending.clear();
+                for t in c.texts.values_mut() {
+                    t.pending.clear();
+                }
                 c.stopped = true;
             }
             emit(out, &self.chunk(self.stop_choice(idx)));
@@ -392,6 +513,81 @@ impl<'a> StreamScanner<'a> {
         out.extend_from_slice(b"data: [DONE]\n\n");
         self.buf.clear();
         self.state = State::Failed;
+    }
+}
+/// The text pieces a chat or completions choice carries.
+fn pieces(endpoint: Endpoint, c: &Value) -> Vec<(Channel, String)> {
+    let mut v = Vec::new();
+    let content = match endpoint {
+        Endpoint::Completions => c.get("text"),
+        _ => c.pointer("/delta/content"),
+    };
+    if let Some(p) = content.and_then(Value::as_str) {
+        v.push((Channel::Content, p.to_string()));
+    }
+    if let Some(calls) = c.pointer("/delta/tool_calls").and_then(Value::as_array) {
+        for (pos, tc) in calls.iter().enumerate() {
+            let j = tc
+                .get("index")
+                .and_then(Value::as_u64)
+                .unwrap_or(pos as u64);
+            if let Some(a) = tc.pointer("/function/arguments").and_then(Value::as_str) {
+                v.push((Channel::ToolArgs(j), a.to_string()));
+            }
+        }
+    }
+    if let Some(a) = c
+        .pointer("/delta/function_call/arguments")
+        .and_then(Value::as_str)
+    {
+        v.push((Channel::FunctionArgs, a.to_string()));
+    }
+    v
+}
+
+/// Puts a channel's released text into the chunk. A channel the chunk did not carry is
+/// added only when there is text to release (the rest of a tool call's arguments in the
+/// finishing chunk); SDKs append argument pieces by tool-call `index`.
+fn set_channel(c: &mut Value, endpoint: Endpoint, ch: &Channel, s: String, touched: bool) {
+    if !touched && s.is_empty() {
+        return;
+    }
+    match ch {
+        Channel::Content => set_text(c, endpoint, s),
+        Channel::ToolArgs(j) => {
+            if !c.get("delta").is_some_and(Value::is_object) {
+                c["delta"] = json!({});
+            }
+            if !c["delta"].get("tool_calls").is_some_and(Value::is_array) {
+                c["delta"]["tool_calls"] = json!([]);
+            }
+            let Some(calls) = c["delta"]["tool_calls"].as_array_mut() else {
+                return;
+            };
+            let at = calls.iter().enumerate().position(|(pos, tc)| {
+                tc.get("index")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(pos as u64)
+                    == *j
+            });
+            match at {
+                Some(k) => calls[k]["function"]["arguments"] = Value::String(s),
+                None => calls.push(json!({"index": j, "function": {"arguments": s}})),
+            }
+        }
+        Channel::FunctionArgs => {
+            if !c.get("delta").is_some_and(Value::is_object) {
+                c["delta"] = json!({});
+            }
+            if !c["delta"]
+                .get("function_call")
+                .is_some_and(Value::is_object)
+            {
+                c["delta"]["function_call"] = json!({});
+            }
+            c["delta"]["function_call"]["arguments"] = Value::String(s);
+        }
+        Channel::Part(..) => {}
     }
 }
 

@@ -6,8 +6,10 @@
 
 pub mod classifier;
 pub mod injection;
+pub mod leak;
 pub mod pii;
 pub mod secrets;
+pub mod tactics;
 pub mod unicode;
 pub mod urls;
 
