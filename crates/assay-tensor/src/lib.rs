@@ -27,6 +27,8 @@
 //!   the bytes are (`range` in the file or in `member`).
 #![forbid(unsafe_code)]
 
+pub mod convert;
+pub mod diff;
 mod dtype;
 mod read;
 mod view;
