@@ -34,6 +34,18 @@ pub enum Command {
     /// AI firewall for OpenAI-compatible APIs: `serve` a scanning reverse proxy, `check`
     /// texts offline, `train` the injection classifier.
     Firewall(FirewallArgs),
+    /// Compare two models tensor by tensor: what changed, where, at what rank, and whether
+    /// it looks like a localised edit, a merged adapter or a fine-tune.
+    ///
+    /// Exit codes: 0 identical, 1 differences found (see --fail-on), 2 usage error or
+    /// unreadable input.
+    Diff(crate::cmd::diff::DiffArgs),
+    /// Convert a PyTorch checkpoint to safetensors without running Python, after scanning
+    /// it; checkpoints whose pickle calls anything outside the allowlist are refused.
+    ///
+    /// Exit codes: 0 converted, 1 refused (the findings are named), 2 usage error,
+    /// unreadable input or existing output without --force.
+    Convert(crate::cmd::convert::ConvertArgs),
 }
 
 #[derive(clap::Args, Debug)]
