@@ -231,11 +231,23 @@ pub struct Problem {
     pub message: String,
 }
 
+/// Another name of a tensor of the file: a PyTorch pickle that holds one tensor object
+/// under several keys (`{"a": t, "b": t}`), which `torch.load` returns under each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alias {
+    pub name: String,
+    /// The name of the tensor in [`TensorFile::tensors`].
+    pub tensor: String,
+}
+
 /// Every tensor of one file.
 #[derive(Debug, Clone)]
 pub struct TensorFile<'a> {
     pub format: TensorFormat,
     pub tensors: Vec<Tensor<'a>>,
+    /// Further names of tensors of [`TensorFile::tensors`] (each tensor is listed once
+    /// there, so that its bytes are analysed once).
+    pub aliases: Vec<Alias>,
     pub unclaimed: Vec<Unclaimed<'a>>,
     pub problems: Vec<Problem>,
 }
@@ -245,6 +257,7 @@ impl<'a> TensorFile<'a> {
         TensorFile {
             format,
             tensors: Vec::new(),
+            aliases: Vec::new(),
             unclaimed: Vec::new(),
             problems: Vec::new(),
         }
@@ -268,5 +281,20 @@ impl<'a> TensorFile<'a> {
     /// The tensor named `name`.
     pub fn get(&self, name: &str) -> Option<&Tensor<'a>> {
         self.tensors.iter().find(|t| t.name == name)
+    }
+
+    /// Every tensor under every name it has, as `torch.load` would return them:
+    /// [`TensorFile::tensors`], then each aliased tensor again under its alias (the
+    /// copies share the bytes).
+    pub fn named_tensors(&self) -> Vec<Tensor<'a>> {
+        let mut out = self.tensors.clone();
+        for a in &self.aliases {
+            if let Some(t) = self.get(&a.tensor) {
+                let mut t = t.clone();
+                t.name = a.name.clone();
+                out.push(t);
+            }
+        }
+        out
     }
 }

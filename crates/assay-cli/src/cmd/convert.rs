@@ -132,7 +132,9 @@ pub fn convert(a: ConvertArgs) -> Result<ExitCode> {
     if file.tensors.is_empty() {
         bail!("{} holds no tensor; nothing written", a.input.display());
     }
-    let plan = assay_tensor::convert::plan(&file.tensors, &[("format", "pt")])
+    // Every name torch.load would give, aliases of one shared tensor object included.
+    let tensors = file.named_tensors();
+    let plan = assay_tensor::convert::plan(&tensors, &[("format", "pt")])
         .with_context(|| format!("cannot write {} as safetensors", a.input.display()))?;
     // 3. Write beside the output, then move into place.
     let tmp = temp_path(&a.output);
@@ -158,7 +160,7 @@ pub fn convert(a: ConvertArgs) -> Result<ExitCode> {
     };
     if !a.quiet {
         let gathered = plan.entries.iter().filter(|e| e.gathered).count();
-        let shared = shared_storage(&file.tensors);
+        let shared = shared_storage(&tensors);
         let unclaimed: u64 = file
             .unclaimed
             .iter()
@@ -170,7 +172,7 @@ pub fn convert(a: ConvertArgs) -> Result<ExitCode> {
             "converted {} ({}, {} tensors) → {} (safetensors, {written} bytes)",
             a.input.display(),
             file.format.name(),
-            file.tensors.len(),
+            tensors.len(),
             a.output.display()
         )?;
         if gathered > 0 {

@@ -61,6 +61,8 @@ pub enum DiffFailOn {
 struct Side<'m> {
     path: &'m Path,
     files: Vec<(&'m Path, TensorFile<'m>)>,
+    /// Every tensor under every name (PyTorch aliases of one tensor object included).
+    named: Vec<Tensor<'m>>,
 }
 
 fn read_side<'m>(path: &'m Path, maps: &'m [(Mapped, TensorFormat)]) -> Result<Side<'m>> {
@@ -72,17 +74,19 @@ fn read_side<'m>(path: &'m Path, maps: &'m [(Mapped, TensorFormat)]) -> Result<S
     }
     let limits = ReadLimits::default();
     let mut files = Vec::new();
+    let mut named = Vec::new();
     for (m, f) in maps {
         let tf = assay_tensor::read_as(*f, m.bytes(), &limits, None)
             .with_context(|| format!("cannot read the tensors of {}", m.path.display()))?;
+        named.extend(tf.named_tensors());
         files.push((m.path.as_path(), tf));
     }
-    Ok(Side { path, files })
+    Ok(Side { path, files, named })
 }
 
 impl Side<'_> {
     fn tensors(&self) -> Vec<&Tensor<'_>> {
-        self.files.iter().flat_map(|(_, f)| f.tensors.iter()).collect()
+        self.named.iter().collect()
     }
 
     fn problems(&self) -> Vec<String> {
@@ -107,13 +111,13 @@ impl Side<'_> {
             "files": self.files.iter().map(|(p, f)| json!({
                 "path": p.display().to_string(),
                 "format": f.format.name(),
-                "tensors": f.tensors.len(),
+                "tensors": f.tensors.len() + f.aliases.len(),
             })).collect::<Vec<_>>(),
         })
     }
 
     fn describe(&self) -> String {
-        let n: usize = self.files.iter().map(|(_, f)| f.tensors.len()).sum();
+        let n = self.named.len();
         let mut formats: Vec<&str> = self.files.iter().map(|(_, f)| f.format.name()).collect();
         formats.dedup();
         format!(

@@ -806,8 +806,13 @@ impl<'a, 'o> Machine<'a, 'o> {
             items: &self.call_items,
             visited: Default::default(),
             steps: 0,
+            first: Default::default(),
+            first_bytes: 0,
+            revisits: Vec::new(),
         };
         namer.walk(&root, "", 0, &mut self.out.torch_tensors);
+        let (first, revisits) = (namer.first, namer.revisits);
+        super::torch::name_aliases(&first, &revisits, &mut self.out.torch_tensors);
     }
 
     /// The string a value evaluates to statically (a constant, or a pure decoder call).

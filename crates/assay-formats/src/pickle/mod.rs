@@ -163,6 +163,9 @@ pub struct TorchTensorRef {
     /// Where the tensor sits in the unpickled object, keys joined by `.`
     /// (`layers.0.weight`); `None` when it is not reachable by keys.
     pub name: Option<String>,
+    /// Other key paths that reach the same tensor object (the pickle memo shares it, e.g.
+    /// `{"a": t, "b": t}`): `torch.load` gives it under each of them.
+    pub aliases: Vec<String>,
     /// Index into [`PickleAnalysis::torch_storages`].
     pub storage: usize,
     /// The explicit dtype of `_rebuild_tensor_v3` (`float32`, `uint16`, …); otherwise the

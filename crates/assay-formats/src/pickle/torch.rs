@@ -23,6 +23,12 @@ const MAX_NAME_DEPTH: u32 = 64;
 const MAX_NAME_STEPS: usize = 4_000_000;
 /// Longest name kept.
 const MAX_NAME_LEN: usize = 4096;
+/// Bytes of first-visit paths remembered to name shared objects' aliases, per pickle.
+const MAX_FIRST_PATH_BYTES: usize = 16 << 20;
+/// Second references to an object that are followed up for aliases, per pickle.
+const MAX_REVISITS: usize = 65_536;
+/// Aliases recorded, per pickle.
+const MAX_ALIASES: usize = 1 << 20;
 
 /// A torch storage persistent id: `('storage', torch.FloatStorage, '0', 'cpu', 6)` (zip)
 /// or `('storage', torch.FloatStorage, '9418…', 'cpu', 6, None)` (legacy).
@@ -105,6 +111,7 @@ pub(super) fn tensor_ref(
     Some(TorchTensorRef {
         offset,
         name: None,
+        aliases: Vec::new(),
         storage,
         dtype,
         storage_offset,
@@ -126,6 +133,11 @@ pub(super) struct Namer<'x, 'a> {
     pub items: &'x HashMap<u32, Vec<(Value<'a>, Value<'a>)>>,
     pub visited: HashSet<u32>,
     pub steps: usize,
+    /// Where each object was first reached (within [`MAX_FIRST_PATH_BYTES`]).
+    pub first: HashMap<u32, String>,
+    pub first_bytes: usize,
+    /// Objects reached again: (object, the other path).
+    pub revisits: Vec<(u32, String)>,
 }
 
 impl<'a> Namer<'_, 'a> {
@@ -142,7 +154,14 @@ impl<'a> Namer<'_, 'a> {
             }
             Value::Ref(id) => {
                 if !self.visited.insert(*id) {
+                    if self.revisits.len() < MAX_REVISITS && !path.is_empty() {
+                        self.revisits.push((*id, path.to_string()));
+                    }
                     return;
+                }
+                if self.first_bytes + path.len() <= MAX_FIRST_PATH_BYTES {
+                    self.first_bytes += path.len();
+                    self.first.insert(*id, path.to_string());
                 }
                 if let Some(&t) = self.tensors.get(id) {
                     if let Some(t) = out.get_mut(t)
@@ -216,10 +235,100 @@ impl<'a> Namer<'_, 'a> {
     }
 }
 
+/// Names the tensors reached again through a shared object: a tensor named `P.rest`
+/// under an object first reached at `P` and reached again at `Q` is also `Q.rest`.
+/// Cycles (`Q` inside `P`, or the root reached again) add nothing.
+pub(super) fn name_aliases(
+    first: &HashMap<u32, String>,
+    revisits: &[(u32, String)],
+    out: &mut [TorchTensorRef],
+) {
+    if revisits.is_empty() {
+        return;
+    }
+    let mut by_name: Vec<(String, usize)> = out
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| Some((t.name.clone()?, i)))
+        .collect();
+    by_name.sort();
+    let mut added = 0usize;
+    for (id, alias) in revisits {
+        let Some(p) = first.get(id) else { continue };
+        // Everything is inside the root: reaching it again is a cycle too.
+        if p.is_empty() || alias == p || alias.starts_with(&format!("{p}.")) {
+            continue;
+        }
+        let start = by_name.partition_point(|(n, _)| n.as_str() < p.as_str());
+        for (name, i) in &by_name[start..] {
+            let rest = if name == p {
+                ""
+            } else if let Some(r) = name.strip_prefix(p.as_str()).filter(|r| r.starts_with('.')) {
+                r
+            } else if name.starts_with(p.as_str()) {
+                continue;
+            } else {
+                break;
+            };
+            let a = format!("{alias}{rest}");
+            if added >= MAX_ALIASES || a.len() > MAX_NAME_LEN {
+                return;
+            }
+            if let Some(t) = out.get_mut(*i)
+                && t.name.as_deref() != Some(a.as_str())
+                && !t.aliases.contains(&a)
+            {
+                t.aliases.push(a);
+                added += 1;
+            }
+        }
+    }
+}
+
 fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_string()
     } else {
         format!("{path}.{key}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(name: &str) -> TorchTensorRef {
+        TorchTensorRef {
+            offset: 0,
+            name: Some(name.into()),
+            aliases: Vec::new(),
+            storage: 0,
+            dtype: None,
+            storage_offset: 0,
+            size: vec![1],
+            stride: vec![1],
+        }
+    }
+
+    #[test]
+    fn aliases_of_shared_objects() {
+        let mut out = vec![t("a"), t("enc.w"), t("enc.b"), t("enc-x.w"), t("z")];
+        let first: HashMap<u32, String> = [
+            (1, "a".to_string()),
+            (2, "enc".to_string()),
+            (3, "".to_string()),
+        ]
+        .into();
+        let revisits = vec![
+            (1, "b".to_string()),       // {"a": t, "b": t}
+            (2, "dec".to_string()),     // a shared sub-dict
+            (2, "enc.self".to_string()), // a cycle: adds nothing
+            (3, "root".to_string()),    // the root reached again: a cycle
+        ];
+        name_aliases(&first, &revisits, &mut out);
+        assert_eq!(out[0].aliases, vec!["b"]);
+        assert_eq!(out[1].aliases, vec!["dec.w"]);
+        assert_eq!(out[2].aliases, vec!["dec.b"]);
+        assert!(out[3].aliases.is_empty() && out[4].aliases.is_empty());
     }
 }

@@ -107,6 +107,18 @@ fn place<'a>(
     });
 }
 
+/// The further names of a tensor that was just placed (none if it was not).
+fn add_aliases(file: &mut TensorFile, placed_before: usize, name: &str, t: &TorchTensorRef) {
+    if file.tensors.len() > placed_before {
+        for a in &t.aliases {
+            file.aliases.push(crate::view::Alias {
+                name: a.clone(),
+                tensor: name.to_string(),
+            });
+        }
+    }
+}
+
 /// Storage bytes no tensor covers.
 fn uncovered<'a>(
     file: &mut TensorFile<'a>,
@@ -211,9 +223,10 @@ pub fn read_zip<'a>(
             continue;
         };
         let (mname, src) = (mname.clone(), src.clone());
+        let placed = file.tensors.len();
         place(
             &mut file,
-            name,
+            name.clone(),
             dtype,
             endian,
             t,
@@ -223,6 +236,7 @@ pub fn read_zip<'a>(
             Some(&mname),
             covered,
         );
+        add_aliases(&mut file, placed, &name, t);
     }
     let mut keys: Vec<&str> = storages.keys().copied().collect();
     keys.sort_unstable();
@@ -332,9 +346,10 @@ pub fn read_legacy<'a>(data: &'a [u8], limits: &ReadLimits) -> Result<TensorFile
         };
         let (base, src) = (*base, src.clone());
         let extra = s.view_offset.unwrap_or(0);
+        let placed = file.tensors.len();
         place(
             &mut file,
-            name,
+            name.clone(),
             dtype,
             Endian::Little,
             t,
@@ -344,6 +359,7 @@ pub fn read_legacy<'a>(data: &'a [u8], limits: &ReadLimits) -> Result<TensorFile
             None,
             covered,
         );
+        add_aliases(&mut file, placed, &name, t);
     }
     for key in &keys {
         if let Some((base, src, covered)) = placed.get_mut(key) {
