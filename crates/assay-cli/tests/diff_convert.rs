@@ -59,7 +59,10 @@ fn names_with(v: &Value, status: &str) -> BTreeSet<String> {
 fn diff_names_the_changed_tensors_their_ranks_and_the_kind_of_change() {
     let exp = expected();
     for (cand, want) in exp.as_object().unwrap() {
-        let (code, v) = diff_json("fixtures/diff/base.safetensors", &format!("fixtures/diff/{cand}"));
+        let (code, v) = diff_json(
+            "fixtures/diff/base.safetensors",
+            &format!("fixtures/diff/{cand}"),
+        );
         assert_eq!(code, 1, "{cand}: differences exit 1");
         assert_eq!(v["summary"]["verdict"], want["verdict"], "{cand}: verdict");
         let want_changed: BTreeMap<&String, &Value> =
@@ -67,7 +70,10 @@ fn diff_names_the_changed_tensors_their_ranks_and_the_kind_of_change() {
         let got = names_with(&v, "changed");
         assert_eq!(
             got,
-            want_changed.keys().map(|s| s.to_string()).collect::<BTreeSet<_>>(),
+            want_changed
+                .keys()
+                .map(|s| s.to_string())
+                .collect::<BTreeSet<_>>(),
             "{cand}: changed tensors"
         );
         let full_ft = want["verdict"] == "full_fine_tune";
@@ -82,7 +88,11 @@ fn diff_names_the_changed_tensors_their_ranks_and_the_kind_of_change() {
                 Some(r) if full_ft => {
                     // torch: 30–32 of 32; the sketch: high (not low rank).
                     assert!(r.as_u64().unwrap() > 16, "{cand}:{name} torch rank {r}");
-                    assert!(t["rank"].as_u64().unwrap() > 16, "{cand}:{name} rank {}", t["rank"]);
+                    assert!(
+                        t["rank"].as_u64().unwrap() > 16,
+                        "{cand}:{name} rank {}",
+                        t["rank"]
+                    );
                 }
                 Some(r) => assert_eq!(&t["rank"], r, "{cand}:{name} rank"),
                 None => assert!(t["rank"].is_null(), "{cand}:{name}: a vector has no rank"),
@@ -113,13 +123,24 @@ fn diff_names_the_changed_tensors_their_ranks_and_the_kind_of_change() {
 
 #[test]
 fn diff_json_has_the_documented_shape() {
-    let (_, v) = diff_json("fixtures/diff/base.safetensors", "fixtures/diff/rome.safetensors");
+    let (_, v) = diff_json(
+        "fixtures/diff/base.safetensors",
+        "fixtures/diff/rome.safetensors",
+    );
     for t in v["tensors"].as_array().unwrap() {
-        for k in ["name", "status", "relative_change", "rank", "rows_changed", "cols_changed"] {
+        for k in [
+            "name",
+            "status",
+            "relative_change",
+            "rank",
+            "rows_changed",
+            "cols_changed",
+        ] {
             assert!(t.get(k).is_some(), "tensor entry without {k}: {t}");
         }
         assert!(
-            ["equal", "changed", "added", "removed", "reshaped"].contains(&t["status"].as_str().unwrap())
+            ["equal", "changed", "added", "removed", "reshaped"]
+                .contains(&t["status"].as_str().unwrap())
         );
     }
     let names: Vec<&str> = v["tensors"]
@@ -133,7 +154,10 @@ fn diff_json_has_the_documented_shape() {
     assert_eq!(names, sorted);
     assert_eq!(v["summary"]["changed"], 1);
     assert_eq!(v["summary"]["equal"], 22);
-    assert_eq!(v["summary"]["changed_tensors"], serde_json::json!(["layers.1.down.weight"]));
+    assert_eq!(
+        v["summary"]["changed_tensors"],
+        serde_json::json!(["layers.1.down.weight"])
+    );
 }
 
 /// The same weights in another format or split over a folder are identical (exit 0).
@@ -148,19 +172,29 @@ fn diff_across_formats_and_folders() {
     // A folder against a file with an edit.
     let (code, v) = diff_json("fixtures/diff/base_sharded", "fixtures/diff/embed_rows.pt");
     assert_eq!(code, 1);
-    assert_eq!(v["summary"]["changed_tensors"], serde_json::json!(["embed.weight"]));
+    assert_eq!(
+        v["summary"]["changed_tensors"],
+        serde_json::json!(["embed.weight"])
+    );
 }
 
 #[test]
 fn diff_human_output_and_exit_codes() {
-    let out = assay(&["diff", "fixtures/diff/base.safetensors", "fixtures/diff/lora.safetensors"]);
+    let out = assay(&[
+        "diff",
+        "fixtures/diff/base.safetensors",
+        "fixtures/diff/lora.safetensors",
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1));
     assert!(text.contains("changed (4):"), "{text}");
     assert!(text.contains("~ layers.0.q.weight  F32 [32, 32]"), "{text}");
     assert!(text.contains("rank 4"), "{text}");
     let last = text.lines().last().unwrap();
-    assert!(last.starts_with("verdict: merged low-rank adapter"), "{last}");
+    assert!(
+        last.starts_with("verdict: merged low-rank adapter"),
+        "{last}"
+    );
     // --fail-on localised: an adapter passes, a rank-1 edit fails.
     let lora = assay(&[
         "diff",
@@ -188,7 +222,11 @@ fn diff_human_output_and_exit_codes() {
     ]);
     assert_eq!(never.status.code(), Some(0));
     // Unreadable input and folders without weights are usage errors.
-    let missing = assay(&["diff", "fixtures/diff/base.safetensors", "fixtures/diff/nope.pt"]);
+    let missing = assay(&[
+        "diff",
+        "fixtures/diff/base.safetensors",
+        "fixtures/diff/nope.pt",
+    ]);
     assert_eq!(missing.status.code(), Some(2));
     let empty = tempfile::tempdir().unwrap();
     std::fs::write(empty.path().join("README.md"), "no weights").unwrap();
@@ -242,10 +280,22 @@ fn convert_round_trips_torch_checkpoints_exactly() {
     for f in ["tied_zip.pt", "tied_legacy.pt"] {
         let input = root().join("fixtures/convert").join(f);
         let out_path = dir.path().join(format!("{f}.safetensors"));
-        let out = assay(&["convert", input.to_str().unwrap(), out_path.to_str().unwrap()]);
-        assert_eq!(out.status.code(), Some(0), "{f}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = assay(&[
+            "convert",
+            input.to_str().unwrap(),
+            out_path.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{f}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains("1 strided tensor(s) made contiguous"), "{text}");
+        assert!(
+            text.contains("1 strided tensor(s) made contiguous"),
+            "{text}"
+        );
         // Pure Rust: read both through the tensor view and compare dtype, shape, bytes.
         let src = std::fs::read(&input).unwrap();
         let dst = std::fs::read(&out_path).unwrap();
@@ -260,7 +310,9 @@ fn convert_round_trips_torch_checkpoints_exactly() {
         let named = a.named_tensors();
         assert_eq!(named.len(), b.tensors.len());
         for t in &named {
-            let u = b.get(&t.name).unwrap_or_else(|| panic!("{f}: {} missing", t.name));
+            let u = b
+                .get(&t.name)
+                .unwrap_or_else(|| panic!("{f}: {} missing", t.name));
             assert_eq!(u.dtype, t.dtype, "{}", t.name);
             assert_eq!(u.shape, t.shape, "{}", t.name);
             assert!(u.is_contiguous());
@@ -272,7 +324,10 @@ fn convert_round_trips_torch_checkpoints_exactly() {
         let header: Value = serde_json::from_slice(&dst[8..8 + n]).unwrap();
         assert_eq!(header["__metadata__"], serde_json::json!({"format": "pt"}));
         // Tied weights: both names, same bytes, separate ranges.
-        assert_ne!(header["embed.weight"]["data_offsets"], header["lm_head.weight"]["data_offsets"]);
+        assert_ne!(
+            header["embed.weight"]["data_offsets"],
+            header["lm_head.weight"]["data_offsets"]
+        );
         assert_eq!(
             row_major(b.get("embed.weight").unwrap()),
             row_major(b.get("lm_head.weight").unwrap())
@@ -307,7 +362,10 @@ fn convert_round_trips_torch_checkpoints_exactly() {
 fn convert_refuses_unsafe_checkpoints_and_existing_outputs() {
     let dir = tempfile::tempdir().unwrap();
     for (f, rule) in [
-        ("fixtures/malicious/torch/zip_injected_data_pkl.pt", "PKL001"),
+        (
+            "fixtures/malicious/torch/zip_injected_data_pkl.pt",
+            "PKL001",
+        ),
         ("fixtures/malicious/torch/legacy_injected.pt", "PKL001"),
         ("fixtures/benign/torch/whole_module.pt", "PKL003"),
     ] {
@@ -326,11 +384,21 @@ fn convert_refuses_unsafe_checkpoints_and_existing_outputs() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
     assert_eq!(std::fs::read(&out_path).unwrap(), b"keep");
-    let out = assay(&["convert", input, out_path.to_str().unwrap(), "--force", "-q"]);
+    let out = assay(&[
+        "convert",
+        input,
+        out_path.to_str().unwrap(),
+        "--force",
+        "-q",
+    ]);
     assert_eq!(out.status.code(), Some(0));
     assert!(out.stdout.is_empty());
     assert_ne!(std::fs::read(&out_path).unwrap(), b"keep");
     // Not a checkpoint.
-    let out = assay(&["convert", "fixtures/diff/expected.json", dir.path().join("x").to_str().unwrap()]);
+    let out = assay(&[
+        "convert",
+        "fixtures/diff/expected.json",
+        dir.path().join("x").to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
 }

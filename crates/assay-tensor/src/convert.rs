@@ -73,11 +73,7 @@ pub fn safetensors_dtype(d: Dtype) -> Option<&'static str> {
         Dtype::U8 => "U8",
         Dtype::Bool => "BOOL",
         Dtype::C64 => "C64",
-        Dtype::Packed { name, .. }
-            if matches!(name, "F4" | "F6_E2M3" | "F6_E3M2") =>
-        {
-            name
-        }
+        Dtype::Packed { name, .. } if matches!(name, "F4" | "F6_E2M3" | "F6_E3M2") => name,
         _ => return None,
     })
 }
@@ -143,7 +139,9 @@ pub fn plan<'t, 'a>(
     // The reference writer's order: larger elements first, then by name.
     order.sort_by(|a, b| {
         let size = |t: &Tensor| t.dtype.size().unwrap_or(1);
-        size(b.0).cmp(&size(a.0)).then_with(|| a.0.name.cmp(&b.0.name))
+        size(b.0)
+            .cmp(&size(a.0))
+            .then_with(|| a.0.name.cmp(&b.0.name))
     });
     let mut json = String::from("{");
     if !metadata.is_empty() {
@@ -339,7 +337,13 @@ mod tests {
         let one = [7u8];
         let ts = vec![
             t("w\"t", Dtype::F32, &[2, 3], &[1, 2], &vals),
-            t("b", Dtype::U8, &[1], &contiguous_strides(&[1]).unwrap(), &one),
+            t(
+                "b",
+                Dtype::U8,
+                &[1],
+                &contiguous_strides(&[1]).unwrap(),
+                &one,
+            ),
         ];
         let p = plan(&ts, &[("format", "pt")]).unwrap();
         let mut out = Vec::new();
@@ -364,7 +368,10 @@ mod tests {
 
     #[test]
     fn big_endian_swapped_and_refusals() {
-        let be: Vec<u8> = [1.5f64, -2.0].iter().flat_map(|x| x.to_be_bytes()).collect();
+        let be: Vec<u8> = [1.5f64, -2.0]
+            .iter()
+            .flat_map(|x| x.to_be_bytes())
+            .collect();
         let mut x = t("x", Dtype::F64, &[2], &[1], &be);
         x.endian = Endian::Big;
         let xs = [x];
@@ -378,7 +385,10 @@ mod tests {
             plan(&q, &[]),
             Err(ConvertError::UnsupportedDtype { .. })
         ));
-        let d = [t("a", Dtype::U8, &[1], &[1], &[1]), t("a", Dtype::U8, &[1], &[1], &[1])];
+        let d = [
+            t("a", Dtype::U8, &[1], &[1], &[1]),
+            t("a", Dtype::U8, &[1], &[1], &[1]),
+        ];
         assert!(matches!(plan(&d, &[]), Err(ConvertError::DuplicateName(_))));
     }
 }

@@ -239,12 +239,8 @@ impl Verdict {
             Verdict::LowRankAdapter => {
                 "merged low-rank adapter: many matrices changed, each at low rank (LoRA merged into the weights, or a multi-layer MEMIT edit)"
             }
-            Verdict::FullFineTune => {
-                "full fine-tune: most tensors changed, matrices at high rank"
-            }
-            Verdict::PartialFineTune => {
-                "partial fine-tune: some tensors changed at high rank"
-            }
+            Verdict::FullFineTune => "full fine-tune: most tensors changed, matrices at high rank",
+            Verdict::PartialFineTune => "partial fine-tune: some tensors changed at high rank",
         }
     }
 }
@@ -311,7 +307,13 @@ pub fn diff(base: &[&Tensor], candidate: &[&Tensor], opts: &DiffOptions) -> Mode
     names.dedup();
     let pairs: Vec<(&str, Option<&Tensor>, Option<&Tensor>)> = names
         .iter()
-        .map(|n| (*n, b.get(n).map(|&i| base[i]), c.get(n).map(|&i| candidate[i])))
+        .map(|n| {
+            (
+                *n,
+                b.get(n).map(|&i| base[i]),
+                c.get(n).map(|&i| candidate[i]),
+            )
+        })
         .collect();
     let results: Vec<Mutex<Option<TensorDiff>>> = pairs.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
@@ -391,7 +393,12 @@ pub fn compare(
         }
         d.rank = Some(Rank::NotEstimated(format!(
             "{} values are not decoded; compared as bytes",
-            if b.dtype.is_numeric() { c.dtype } else { b.dtype }.name()
+            if b.dtype.is_numeric() {
+                c.dtype
+            } else {
+                b.dtype
+            }
+            .name()
         )));
         return d;
     }
@@ -408,8 +415,7 @@ pub fn compare(
             d.elements_changed = Some(n.elements_changed);
             d.base_norm = Some(n.base_sq.sqrt());
             d.delta_norm = Some(n.delta_sq.sqrt());
-            d.relative_change =
-                (n.base_sq > 0.0).then(|| (n.delta_sq / n.base_sq).sqrt());
+            d.relative_change = (n.base_sq > 0.0).then(|| (n.delta_sq / n.base_sq).sqrt());
             d.rows_changed = Some(indices(&n.rows, opts.max_indices));
             d.cols_changed = Some(indices(&n.cols, opts.max_indices));
             if n.nonfinite > 0 {
@@ -1004,7 +1010,11 @@ mod tests {
         let c = tensor("c", &[8, 8], &w);
         let a2 = tensor("a", &[8, 8], &w2);
         let s = diff(&[&a, &b], &[&a2, &c], &DiffOptions::default());
-        let st: Vec<_> = s.tensors.iter().map(|t| (t.name.as_str(), t.status)).collect();
+        let st: Vec<_> = s
+            .tensors
+            .iter()
+            .map(|t| (t.name.as_str(), t.status))
+            .collect();
         assert_eq!(
             st,
             vec![

@@ -36,6 +36,6 @@ mod view;
 pub use dtype::{Dtype, Endian, bf16_to_f32, decode_f32, decode_one, f16_to_f32};
 pub use read::{ExternalData, MAX_PROBLEMS, ReadError, ReadLimits, detect, read, read_as};
 pub use view::{
-    Alias, Bytes, Problem, Tensor, TensorFile, TensorFormat, Unclaimed, ValueError, contiguous_strides,
-    numel,
+    Alias, Bytes, Problem, Tensor, TensorFile, TensorFormat, Unclaimed, ValueError,
+    contiguous_strides, numel,
 };

@@ -52,9 +52,13 @@ pub fn refuses(f: &Finding) -> bool {
 }
 
 pub fn convert(a: ConvertArgs) -> Result<ExitCode> {
-    let meta = fs::metadata(&a.input).with_context(|| format!("cannot read {}", a.input.display()))?;
+    let meta =
+        fs::metadata(&a.input).with_context(|| format!("cannot read {}", a.input.display()))?;
     if !meta.is_file() {
-        bail!("{} is not a file (convert takes one checkpoint)", a.input.display());
+        bail!(
+            "{} is not a file (convert takes one checkpoint)",
+            a.input.display()
+        );
     }
     if a.output.exists() && !a.force {
         bail!(
@@ -82,9 +86,15 @@ pub fn convert(a: ConvertArgs) -> Result<ExitCode> {
                 f.rule,
                 f.severity.as_str(),
                 f.path,
-                f.member.as_deref().map(|m| format!("!/{m}")).unwrap_or_default(),
+                f.member
+                    .as_deref()
+                    .map(|m| format!("!/{m}"))
+                    .unwrap_or_default(),
                 f.message,
-                f.evidence.as_deref().map(|e| format!(" [{e}]")).unwrap_or_default()
+                f.evidence
+                    .as_deref()
+                    .map(|e| format!(" [{e}]"))
+                    .unwrap_or_default()
             );
         }
         if refusing.len() > 20 {

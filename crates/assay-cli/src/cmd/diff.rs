@@ -97,7 +97,10 @@ impl Side<'_> {
                     format!(
                         "{}: {}{}",
                         p.display(),
-                        pr.tensor.as_deref().map(|t| format!("{t}: ")).unwrap_or_default(),
+                        pr.tensor
+                            .as_deref()
+                            .map(|t| format!("{t}: "))
+                            .unwrap_or_default(),
                         pr.message
                     )
                 })
@@ -350,21 +353,36 @@ fn render_human(
             writeln!(w, "  {mark} {line}")?;
         }
     }
-    let equal: Vec<&TensorDiff> = d.tensors.iter().filter(|t| t.status == Status::Equal).collect();
+    let equal: Vec<&TensorDiff> = d
+        .tensors
+        .iter()
+        .filter(|t| t.status == Status::Equal)
+        .collect();
     if all && !equal.is_empty() {
         writeln!(w, "\nequal ({}):", equal.len())?;
         for t in &equal {
             writeln!(w, "  = {}  {}", t.name, shape(&t.base))?;
         }
     } else {
-        writeln!(w, "\nequal: {} tensor{}", equal.len(), if equal.len() == 1 { "" } else { "s" })?;
+        writeln!(
+            w,
+            "\nequal: {} tensor{}",
+            equal.len(),
+            if equal.len() == 1 { "" } else { "s" }
+        )?;
     }
     if !d.summary.duplicate_names.is_empty() {
         writeln!(
             w,
             "\nnote: {} name(s) appear in several files of one side; the first (safetensors first, then by path) was compared: {}",
             d.summary.duplicate_names.len(),
-            d.summary.duplicate_names.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+            d.summary
+                .duplicate_names
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
         )?;
     }
     for p in problems {

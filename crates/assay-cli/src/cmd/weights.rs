@@ -46,14 +46,16 @@ impl Mapped {
 /// Files under `path` (itself when it is a file), sorted; symbolic links to files are
 /// followed (Hugging Face cache snapshots are links), links to folders are not.
 pub fn files_under(path: &Path) -> Result<Vec<PathBuf>> {
-    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     if meta.is_file() {
         return Ok(vec![path.to_path_buf()]);
     }
     let mut out = Vec::new();
     let mut stack = vec![path.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let rd = std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
+        let rd =
+            std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
         for e in rd {
             let e = e.with_context(|| format!("cannot read {}", dir.display()))?;
             let p = e.path();

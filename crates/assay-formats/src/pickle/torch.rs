@@ -320,10 +320,10 @@ mod tests {
         ]
         .into();
         let revisits = vec![
-            (1, "b".to_string()),       // {"a": t, "b": t}
-            (2, "dec".to_string()),     // a shared sub-dict
+            (1, "b".to_string()),        // {"a": t, "b": t}
+            (2, "dec".to_string()),      // a shared sub-dict
             (2, "enc.self".to_string()), // a cycle: adds nothing
-            (3, "root".to_string()),    // the root reached again: a cycle
+            (3, "root".to_string()),     // the root reached again: a cycle
         ];
         name_aliases(&first, &revisits, &mut out);
         assert_eq!(out[0].aliases, vec!["b"]);
