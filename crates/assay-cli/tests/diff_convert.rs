@@ -368,6 +368,7 @@ fn convert_refuses_unsafe_checkpoints_and_existing_outputs() {
         ),
         ("fixtures/malicious/torch/legacy_injected.pt", "PKL001"),
         ("fixtures/benign/torch/whole_module.pt", "PKL003"),
+        ("examples/suspicious-model/optimizer.pt", "PKL001"),
     ] {
         let out_path = dir.path().join("out.safetensors");
         let out = assay(&["convert", f, out_path.to_str().unwrap(), "--force"]);

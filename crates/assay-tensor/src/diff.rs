@@ -367,9 +367,10 @@ pub fn compare(
         d.note = Some(format!("shape {:?} → {:?}", b.shape, c.shape));
         return d;
     }
-    let same_dtype = b.dtype == c.dtype && b.endian == c.endian;
+    let same_dtype = b.dtype == c.dtype;
+    let same_encoding = same_dtype && b.endian == c.endian;
     // Fast path: identical bytes of identical layout.
-    if same_dtype
+    if same_encoding
         && let (Some(x), Some(y)) = (b.contiguous_bytes(), c.contiguous_bytes())
         && x == y
     {
@@ -386,7 +387,7 @@ pub fn compare(
     }
     if !b.dtype.is_numeric() || !c.dtype.is_numeric() {
         // Quantised, packed, complex: compare the bytes only.
-        let equal = same_dtype && b.bytes() == c.bytes() && b.strides == c.strides;
+        let equal = same_encoding && b.bytes() == c.bytes() && b.strides == c.strides;
         if equal {
             d.status = Status::Equal;
             return d;
@@ -405,9 +406,26 @@ pub fn compare(
     match numeric(b, c, opts) {
         Ok(n) => {
             if n.elements_changed == 0 {
+                let bytes_differ = same_encoding
+                    && matches!(
+                        (b.contiguous_bytes(), c.contiguous_bytes()),
+                        (Some(x), Some(y)) if x != y
+                    );
+                if bytes_differ {
+                    // Values are compared as f32: an f64 or i64 change below f32
+                    // resolution, or a signed zero, still changed the bytes.
+                    d.note = Some(
+                        "bytes differ, but not as f32 values (a change below f32 resolution, a signed zero or a NaN payload)"
+                            .into(),
+                    );
+                    return d;
+                }
                 if same_dtype {
-                    // Same values, different layout (strides) or -0.0 / NaN payloads.
+                    // Same values in another layout (strides) or byte order.
                     d.status = Status::Equal;
+                    if b.endian != c.endian {
+                        d.note = Some("byte order differs; values equal".into());
+                    }
                 }
                 d.elements_changed = Some(0);
                 return d;
@@ -970,6 +988,57 @@ mod tests {
                 at_least: true
             })
         );
+    }
+
+    fn to_bf16(x: f32) -> u16 {
+        let b = x.to_bits();
+        ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
+    }
+
+    /// A rank-2 change merged into bf16 weights: rounding touches every changed element,
+    /// but the noise floor keeps the rank at 2.
+    #[test]
+    fn bf16_merge_keeps_its_rank_above_rounding_noise() {
+        let (m, n) = (128, 96);
+        let w: Vec<f32> = random(m * n, 11)
+            .iter()
+            .map(|x| crate::dtype::bf16_to_f32(to_bf16(x * 0.02)))
+            .collect();
+        let c = plus_rank(&w, m, n, 2, 50);
+        let enc =
+            |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|&x| to_bf16(x).to_le_bytes()).collect() };
+        let (wb, cb) = (enc(&w), enc(&c));
+        let mut tb = tensor("w", &[m as u64, n as u64], &wb);
+        let mut tc = tensor("w", &[m as u64, n as u64], &cb);
+        tb.dtype = Dtype::BF16;
+        tc.dtype = Dtype::BF16;
+        let d = compare("w", Some(&tb), Some(&tc), &DiffOptions::default());
+        assert_eq!(d.status, Status::Changed);
+        assert_eq!(d.rank.and_then(|r| r.value()), Some(2), "{:?}", d.spectrum);
+    }
+
+    /// The same values in the other byte order are equal; a float64 change too small
+    /// for f32 is still a change.
+    #[test]
+    fn byte_order_and_sub_f32_changes() {
+        let v = [1.0f64, 2.5, -3.0];
+        let le: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let be: Vec<u8> = v.iter().flat_map(|x| x.to_be_bytes()).collect();
+        let mut a = tensor("x", &[3], &le);
+        a.dtype = Dtype::F64;
+        let mut b = tensor("x", &[3], &be);
+        b.dtype = Dtype::F64;
+        b.endian = Endian::Big;
+        let d = compare("x", Some(&a), Some(&b), &DiffOptions::default());
+        assert_eq!(d.status, Status::Equal);
+        let tiny: Vec<u8> = [1.0f64 + 1e-12, 2.5, -3.0]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        let mut c = tensor("x", &[3], &tiny);
+        c.dtype = Dtype::F64;
+        let d = compare("x", Some(&a), Some(&c), &DiffOptions::default());
+        assert_eq!(d.status, Status::Changed);
     }
 
     #[test]
