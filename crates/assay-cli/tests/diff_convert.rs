@@ -395,6 +395,23 @@ fn convert_refuses_unsafe_checkpoints_and_existing_outputs() {
     assert_eq!(out.status.code(), Some(0));
     assert!(out.stdout.is_empty());
     assert_ne!(std::fs::read(&out_path).unwrap(), b"keep");
+    // A stride-0 view of 2^30 elements over one stored float: refused, not written.
+    let bomb_out = dir.path().join("bomb.safetensors");
+    let out = assay(&[
+        "convert",
+        "fixtures/convert/stride0_bomb.pt",
+        bomb_out.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("would expand"));
+    assert!(!bomb_out.exists());
+    // ... and diff does not copy it either: the same view of the same bytes is equal.
+    let out = assay(&[
+        "diff",
+        "fixtures/convert/stride0_bomb.pt",
+        "fixtures/convert/stride0_bomb.pt",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
     // Not a checkpoint.
     let out = assay(&[
         "convert",

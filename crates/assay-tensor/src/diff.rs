@@ -55,7 +55,7 @@ impl Default for DiffOptions {
         DiffOptions {
             sketch: 32,
             max_sketch_bytes: 512 << 20,
-            max_materialise: 1 << 28,
+            max_materialise: 1 << 26,
             rank_tolerance: 1e-3,
             max_indices: 32,
             seed: 0x5eed_a55a_7d1f_f000,
@@ -153,6 +153,9 @@ pub struct TensorDiff {
     pub spectrum: Vec<f64>,
     /// Why something was not compared, or what else is worth knowing.
     pub note: Option<String>,
+    /// False when the values could not be compared (see `note`): the status is then
+    /// `changed` only because the bytes differ.
+    pub compared: bool,
 }
 
 impl TensorDiff {
@@ -175,6 +178,7 @@ impl TensorDiff {
             rank: None,
             spectrum: Vec::new(),
             note: None,
+            compared: true,
         }
     }
 
@@ -266,6 +270,9 @@ pub struct Summary {
     pub changed_names: Vec<String>,
     /// Names that appeared more than once on one side; the first occurrence was used.
     pub duplicate_names: Vec<String>,
+    /// Tensors whose bytes differ but whose values could not be compared (left out of
+    /// the verdict; the comparison is incomplete).
+    pub not_compared: Vec<String>,
 }
 
 /// A model comparison.
@@ -369,11 +376,28 @@ pub fn compare(
     }
     let same_dtype = b.dtype == c.dtype;
     let same_encoding = same_dtype && b.endian == c.endian;
+    if b.numel() == 0 {
+        // Nothing to compare (and a shape like [2^40, 0] must not size any map).
+        let status = if same_dtype {
+            Status::Equal
+        } else {
+            Status::Reshaped
+        };
+        let mut d = TensorDiff::new(name, status, Some(b), Some(c));
+        if !same_dtype {
+            d.note = Some(format!("dtype {} → {}", b.dtype.name(), c.dtype.name()));
+        }
+        return d;
+    }
     // Fast path: identical bytes of identical layout.
     if same_encoding
         && let (Some(x), Some(y)) = (b.contiguous_bytes(), c.contiguous_bytes())
         && x == y
     {
+        return TensorDiff::new(name, Status::Equal, Some(b), Some(c));
+    }
+    // Same view of the same bytes (strided tensors).
+    if same_encoding && b.strides == c.strides && b.bytes() == c.bytes() {
         return TensorDiff::new(name, Status::Equal, Some(b), Some(c));
     }
     let status = if same_dtype {
@@ -454,6 +478,7 @@ pub fn compare(
             }
         }
         Err(why) => {
+            d.compared = false;
             d.note = Some(why.clone());
             d.rank = Some(Rank::NotEstimated(why));
         }
@@ -850,7 +875,7 @@ fn summarise(
     // The changes that the verdict weighs: values of same-layout tensors.
     let changed: Vec<&TensorDiff> = tensors
         .iter()
-        .filter(|t| t.status == Status::Changed)
+        .filter(|t| t.status == Status::Changed && t.compared)
         .collect();
     let low: Vec<bool> = changed
         .iter()
@@ -902,6 +927,11 @@ fn summarise(
             .max(),
         changed_names: changed.iter().map(|t| t.name.clone()).collect(),
         duplicate_names,
+        not_compared: tensors
+            .iter()
+            .filter(|t| !t.compared)
+            .map(|t| t.name.clone())
+            .collect(),
     }
 }
 

@@ -44,6 +44,12 @@ pub struct ConvertArgs {
 /// from what `torch.load` reads plainly (TCH001).
 pub const REFUSING_RULES: &[&str] = &["PKL003", "PKL013", "NPY001", "TCH001"];
 
+/// The output may be at most this many times the input (tied weights and views written
+/// in full make it larger, a stride-0 view of a huge shape would make it unbounded)...
+pub const MAX_EXPANSION: u64 = 8;
+/// ...plus this.
+pub const EXPANSION_ALLOWANCE: u64 = 64 << 20;
+
 /// The findings that refuse a conversion: every finding at `high` or `critical`
 /// (callables outside the allowlist, malformed or truncated pickles, archive
 /// inconsistencies, payloads...), and those of [`REFUSING_RULES`] at any severity.
@@ -146,6 +152,20 @@ pub fn convert(a: ConvertArgs) -> Result<ExitCode> {
     let tensors = file.named_tensors();
     let plan = assay_tensor::convert::plan(&tensors, &[("format", "pt")])
         .with_context(|| format!("cannot write {} as safetensors", a.input.display()))?;
+    // A strided view can describe far more elements than its storage holds (stride 0):
+    // writing it out would be a bomb.
+    let input_len = map.bytes().len() as u64;
+    let limit = input_len
+        .saturating_mul(MAX_EXPANSION)
+        .saturating_add(EXPANSION_ALLOWANCE);
+    if plan.file_len() > limit {
+        bail!(
+            "{} would expand to {} bytes of safetensors, more than {MAX_EXPANSION}× its {input_len} bytes (+{} MiB): views that repeat their storage (stride 0) are not materialised; nothing written",
+            a.input.display(),
+            plan.file_len(),
+            EXPANSION_ALLOWANCE >> 20
+        );
+    }
     // 3. Write beside the output, then move into place.
     let tmp = temp_path(&a.output);
     let written = (|| -> Result<u64> {

@@ -146,6 +146,13 @@ pub fn diff(a: DiffArgs) -> Result<ExitCode> {
     let d = assay_tensor::diff::diff(&base.tensors(), &cand.tensors(), &opts);
     let mut problems = base.problems();
     problems.extend(cand.problems());
+    for t in d.tensors.iter().filter(|t| !t.compared) {
+        problems.push(format!(
+            "{}: {}",
+            t.name,
+            t.note.as_deref().unwrap_or("not compared")
+        ));
+    }
     let mut sink: Box<dyn Write> = match &a.output {
         Some(path) => Box::new(io::BufWriter::new(
             std::fs::File::create(path)
@@ -164,7 +171,7 @@ pub fn diff(a: DiffArgs) -> Result<ExitCode> {
     sink.flush()?;
     if !problems.is_empty() {
         eprintln!(
-            "assay: error: {} tensor(s) could not be read; the comparison is incomplete",
+            "assay: error: {} tensor(s) could not be read or compared; the comparison is incomplete",
             problems.len()
         );
         return Ok(ExitCode::from(2));
@@ -386,7 +393,7 @@ fn render_human(
         )?;
     }
     for p in problems {
-        writeln!(w, "\nerror: not readable: {p}")?;
+        writeln!(w, "\nerror: not compared: {p}")?;
     }
     let s = &d.summary;
     writeln!(
