@@ -138,6 +138,11 @@ fn diff_json_has_the_documented_shape() {
         ] {
             assert!(t.get(k).is_some(), "tensor entry without {k}: {t}");
         }
+        if t["status"] == "equal" {
+            assert_eq!(t["relative_change"], 0.0);
+            assert_eq!(t["rows_changed"], 0);
+            assert!(t["rank"].is_null());
+        }
         assert!(
             ["equal", "changed", "added", "removed", "reshaped"]
                 .contains(&t["status"].as_str().unwrap())

@@ -364,6 +364,27 @@ pub fn compare(
     cand: Option<&Tensor>,
     opts: &DiffOptions,
 ) -> TensorDiff {
+    let mut d = compare_inner(name, base, cand, opts);
+    if d.status == Status::Equal {
+        // Nothing changed: say so in numbers, for scripts.
+        d.relative_change = Some(0.0);
+        d.elements_changed = Some(0);
+        let none = Some(Indices {
+            count: 0,
+            indices: Some(Vec::new()),
+        });
+        d.rows_changed = none.clone();
+        d.cols_changed = none;
+    }
+    d
+}
+
+fn compare_inner(
+    name: &str,
+    base: Option<&Tensor>,
+    cand: Option<&Tensor>,
+    opts: &DiffOptions,
+) -> TensorDiff {
     let (b, c) = match (base, cand) {
         (Some(b), Some(c)) => (b, c),
         (None, c) => return TensorDiff::new(name, Status::Added, None, c),
