@@ -107,6 +107,15 @@ fn diff_names_the_changed_tensors_their_ranks_and_the_kind_of_change() {
                 .unwrap();
             assert_eq!(t["rows"], serde_json::json!([3, 11, 20, 37]), "{rows}");
         }
+        // A rename is a removal and an addition of the same values.
+        for t in v["tensors"].as_array().unwrap() {
+            if t["name"] == "layers.0.mlp_up.weight" {
+                assert_eq!(t["same_as"], "layers.0.up.weight");
+            }
+            if t["name"] == "layers.0.up.weight" && t["status"] == "removed" {
+                assert_eq!(t["same_as"], "layers.0.mlp_up.weight");
+            }
+        }
         for key in ["added", "removed", "reshaped"] {
             if let Some(names) = want.get(key) {
                 let names: BTreeSet<String> = names

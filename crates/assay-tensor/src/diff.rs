@@ -156,6 +156,9 @@ pub struct TensorDiff {
     /// False when the values could not be compared (see `note`): the status is then
     /// `changed` only because the bytes differ.
     pub compared: bool,
+    /// For an added (removed) tensor: a tensor of the base (candidate) with the same
+    /// dtype, shape and bytes — a rename, or a tied copy that was dropped.
+    pub same_as: Option<String>,
 }
 
 impl TensorDiff {
@@ -179,6 +182,7 @@ impl TensorDiff {
             spectrum: Vec::new(),
             note: None,
             compared: true,
+            same_as: None,
         }
     }
 
@@ -349,12 +353,43 @@ pub fn diff(base: &[&Tensor], candidate: &[&Tensor], opts: &DiffOptions) -> Mode
             });
         }
     });
-    let tensors: Vec<TensorDiff> = results
+    let mut tensors: Vec<TensorDiff> = results
         .into_iter()
         .filter_map(|m| m.into_inner().ok().flatten())
         .collect();
+    // A removed tensor whose values are in the candidate under another name (a rename,
+    // or a tied copy that a converter dropped), and the same for added ones.
+    for t in &mut tensors {
+        let (me, others) = match t.status {
+            Status::Removed => (b.get(t.name.as_str()).map(|&i| base[i]), candidate),
+            Status::Added => (c.get(t.name.as_str()).map(|&i| candidate[i]), base),
+            _ => continue,
+        };
+        if let Some(me) = me {
+            t.same_as = same_values(me, others);
+        }
+    }
     let summary = summarise(&tensors, b.len(), c.len(), dups, opts);
     ModelDiff { tensors, summary }
+}
+
+/// Candidates compared per added or removed tensor.
+const MAX_SAME_AS_CANDIDATES: usize = 16;
+
+/// The first tensor of `others` with `t`'s dtype, shape and bytes (contiguous only).
+fn same_values(t: &Tensor, others: &[&Tensor]) -> Option<String> {
+    let mine = t.contiguous_bytes()?;
+    if mine.is_empty() {
+        return None;
+    }
+    others
+        .iter()
+        .filter(|o| {
+            o.name != t.name && o.dtype == t.dtype && o.endian == t.endian && o.shape == t.shape
+        })
+        .take(MAX_SAME_AS_CANDIDATES)
+        .find(|o| o.contiguous_bytes() == Some(mine))
+        .map(|o| o.name.clone())
 }
 
 /// Compares one name.

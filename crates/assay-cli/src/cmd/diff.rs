@@ -234,6 +234,7 @@ fn tensor_json(t: &TensorDiff) -> Value {
     if !t.spectrum.is_empty() {
         put("spectrum", json!(t.spectrum));
     }
+    put("same_as", json!(t.same_as));
     put("note", json!(t.note));
     v
 }
@@ -352,9 +353,17 @@ fn render_human(
         }
         writeln!(w, "\n{title} ({}):", ts.len())?;
         for t in ts {
+            let same = |side: &str| {
+                t.same_as
+                    .as_deref()
+                    .map(|o| format!("  (same values as {o} in the {side})"))
+                    .unwrap_or_default()
+            };
             let line = match status {
-                Status::Added => format!("{}  {}", t.name, shape(&t.candidate)),
-                Status::Removed => format!("{}  {}", t.name, shape(&t.base)),
+                Status::Added => format!("{}  {}{}", t.name, shape(&t.candidate), same("base")),
+                Status::Removed => {
+                    format!("{}  {}{}", t.name, shape(&t.base), same("candidate"))
+                }
                 _ => change_line(t),
             };
             writeln!(w, "  {mark} {line}")?;
