@@ -183,6 +183,13 @@ fn diff_across_formats_and_folders() {
         assert_eq!(v["summary"]["verdict"], "identical");
         assert_eq!(v["summary"]["equal"], 23);
     }
+    // ONNX with external data, as a folder and as the .onnx file beside its data.
+    let onnx = "fixtures/tensor/view/onnx_external";
+    for (a, b) in [(onnx, onnx), (&format!("{onnx}/model.onnx") as &str, onnx)] {
+        let (code, v) = diff_json(a, b);
+        assert_eq!(code, 0, "{a} {b}: {v}");
+        assert_eq!(v["summary"]["equal"], 2);
+    }
     // A folder against a file with an edit.
     let (code, v) = diff_json("fixtures/diff/base_sharded", "fixtures/diff/embed_rows.pt");
     assert_eq!(code, 1);

@@ -4,10 +4,10 @@
 //! localised edit; never with `--fail-on never`); 2 usage error, unreadable input, or a
 //! tensor that could not be read (the comparison would be incomplete).
 
-use crate::cmd::weights::{Mapped, weight_files};
+use crate::cmd::weights::{Model, Siblings, load};
 use anyhow::{Context, Result, bail};
 use assay_tensor::diff::{DiffOptions, Indices, ModelDiff, Rank, Status, TensorDiff, Verdict};
-use assay_tensor::{ReadLimits, Tensor, TensorFile, TensorFormat};
+use assay_tensor::{ReadLimits, Tensor, TensorFile};
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 use std::io::{self, Write};
@@ -65,8 +65,8 @@ struct Side<'m> {
     named: Vec<Tensor<'m>>,
 }
 
-fn read_side<'m>(path: &'m Path, maps: &'m [(Mapped, TensorFormat)]) -> Result<Side<'m>> {
-    if maps.is_empty() {
+fn read_side<'m>(path: &'m Path, model: &'m Model) -> Result<Side<'m>> {
+    if model.weights.is_empty() {
         bail!(
             "{}: no weight file found (safetensors, PyTorch, GGUF, ONNX or NumPy, recognised by content)",
             path.display()
@@ -75,8 +75,16 @@ fn read_side<'m>(path: &'m Path, maps: &'m [(Mapped, TensorFormat)]) -> Result<S
     let limits = ReadLimits::default();
     let mut files = Vec::new();
     let mut named = Vec::new();
-    for (m, f) in maps {
-        let tf = assay_tensor::read_as(*f, m.bytes(), &limits, None)
+    for &(i, f) in &model.weights {
+        let m = &model.maps[i];
+        let siblings = Siblings {
+            dir: match m.path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+                _ => PathBuf::from("."),
+            },
+            maps: &model.maps,
+        };
+        let tf = assay_tensor::read_as(f, m.bytes(), &limits, Some(&siblings))
             .with_context(|| format!("cannot read the tensors of {}", m.path.display()))?;
         named.extend(tf.named_tensors());
         files.push((m.path.as_path(), tf));
@@ -134,10 +142,10 @@ impl Side<'_> {
 }
 
 pub fn diff(a: DiffArgs) -> Result<ExitCode> {
-    let base_maps = weight_files(&a.base)?;
-    let cand_maps = weight_files(&a.candidate)?;
-    let base = read_side(&a.base, &base_maps)?;
-    let cand = read_side(&a.candidate, &cand_maps)?;
+    let base_model = load(&a.base)?;
+    let cand_model = load(&a.candidate)?;
+    let base = read_side(&a.base, &base_model)?;
+    let cand = read_side(&a.candidate, &cand_model)?;
     let opts = DiffOptions {
         jobs: a.jobs.unwrap_or(0),
         max_sketch_bytes: a.max_sketch_mib.saturating_mul(1 << 20),

@@ -84,19 +84,67 @@ pub fn preference(f: TensorFormat) -> u8 {
     }
 }
 
-/// The weight files of `path` (content-sniffed), mapped, in preference order.
-pub fn weight_files(path: &Path) -> Result<Vec<(Mapped, TensorFormat)>> {
-    let mut out = Vec::new();
+/// Every file of a model (a file, or a folder's files), mapped, and which of them hold
+/// weights (content-sniffed), in preference order.
+pub struct Model {
+    pub maps: Vec<Mapped>,
+    pub weights: Vec<(usize, TensorFormat)>,
+}
+
+pub fn load(path: &Path) -> Result<Model> {
+    let mut maps = Vec::new();
+    let mut weights = Vec::new();
     for p in files_under(path)? {
         let m = Mapped::open(&p)?;
         if let Some(f) = assay_tensor::detect(m.bytes()) {
-            out.push((m, f));
+            weights.push((maps.len(), f));
+        }
+        maps.push(m);
+    }
+    // A single ONNX file: its external data sits beside it (`model.onnx_data`).
+    if weights.len() == 1
+        && weights[0].1 == TensorFormat::Onnx
+        && std::fs::metadata(path).is_ok_and(|m| m.is_file())
+        && let Some(dir) = path.parent()
+    {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        for e in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+            let p = e?.path();
+            if p != path && p.metadata().is_ok_and(|m| m.is_file()) {
+                maps.push(Mapped::open(&p)?);
+            }
         }
     }
-    out.sort_by(|a, b| {
+    weights.sort_by(|a, b| {
         preference(a.1)
             .cmp(&preference(b.1))
-            .then_with(|| a.0.path.cmp(&b.0.path))
+            .then_with(|| maps[a.0].path.cmp(&maps[b.0].path))
     });
-    Ok(out)
+    Ok(Model { maps, weights })
+}
+
+/// ONNX external data: files of the same model, relative to the `.onnx` file's folder
+/// (the reader has already refused absolute locations and `..`). Nothing outside the
+/// files given to the command is opened.
+pub struct Siblings<'m> {
+    pub dir: PathBuf,
+    pub maps: &'m [Mapped],
+}
+
+impl<'m> assay_tensor::ExternalData<'m> for Siblings<'m> {
+    fn get(&self, location: &str) -> Option<&'m [u8]> {
+        let mut want = self.dir.clone();
+        for c in Path::new(location).components() {
+            match c {
+                std::path::Component::Normal(n) => want.push(n),
+                std::path::Component::CurDir => {}
+                _ => return None,
+            }
+        }
+        self.maps.iter().find(|m| m.path == want).map(|m| m.bytes())
+    }
 }
