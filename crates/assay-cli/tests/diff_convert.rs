@@ -258,6 +258,28 @@ fn diff_human_output_and_exit_codes() {
     ]);
     assert_eq!(none.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&none.stderr).contains("no weight file"));
+    // A folder with one unreadable weight file: the rest is compared, the report is
+    // written, and the exit code says it is incomplete.
+    let mixed = tempfile::tempdir().unwrap();
+    for f in [
+        "fixtures/diff/base.safetensors",
+        "fixtures/benign/numpy/structured.npy",
+    ] {
+        let p = root().join(f);
+        std::fs::copy(&p, mixed.path().join(p.file_name().unwrap())).unwrap();
+    }
+    let (code, v) = diff_json(
+        "fixtures/diff/base.safetensors",
+        mixed.path().to_str().unwrap(),
+    );
+    assert_eq!(code, 2);
+    assert_eq!(v["summary"]["equal"], 23);
+    assert!(
+        v["summary"]["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("structured.npy")
+    );
 }
 
 /// Raw row-major bytes of a tensor (gathering a strided view), independent of the

@@ -63,6 +63,8 @@ struct Side<'m> {
     files: Vec<(&'m Path, TensorFile<'m>)>,
     /// Every tensor under every name (PyTorch aliases of one tensor object included).
     named: Vec<Tensor<'m>>,
+    /// Weight files that could not be read at all.
+    unreadable: Vec<String>,
 }
 
 fn read_side<'m>(path: &'m Path, model: &'m Model) -> Result<Side<'m>> {
@@ -75,6 +77,7 @@ fn read_side<'m>(path: &'m Path, model: &'m Model) -> Result<Side<'m>> {
     let limits = ReadLimits::default();
     let mut files = Vec::new();
     let mut named = Vec::new();
+    let mut unreadable = Vec::new();
     for &(i, f) in &model.weights {
         let m = &model.maps[i];
         let siblings = Siblings {
@@ -84,12 +87,28 @@ fn read_side<'m>(path: &'m Path, model: &'m Model) -> Result<Side<'m>> {
             },
             maps: &model.maps,
         };
-        let tf = assay_tensor::read_as(f, m.bytes(), &limits, Some(&siblings))
-            .with_context(|| format!("cannot read the tensors of {}", m.path.display()))?;
-        named.extend(tf.named_tensors());
-        files.push((m.path.as_path(), tf));
+        match assay_tensor::read_as(f, m.bytes(), &limits, Some(&siblings)) {
+            Ok(tf) => {
+                named.extend(tf.named_tensors());
+                files.push((m.path.as_path(), tf));
+            }
+            // The others are still compared; the comparison is incomplete (exit 2).
+            Err(e) => unreadable.push(format!("{}: {e}", m.path.display())),
+        }
     }
-    Ok(Side { path, files, named })
+    if files.is_empty() {
+        bail!(
+            "{}: no weight file could be read: {}",
+            path.display(),
+            unreadable.join("; ")
+        );
+    }
+    Ok(Side {
+        path,
+        files,
+        named,
+        unreadable,
+    })
 }
 
 impl Side<'_> {
@@ -98,22 +117,21 @@ impl Side<'_> {
     }
 
     fn problems(&self) -> Vec<String> {
-        self.files
-            .iter()
-            .flat_map(|(p, f)| {
-                f.problems.iter().map(move |pr| {
-                    format!(
-                        "{}: {}{}",
-                        p.display(),
-                        pr.tensor
-                            .as_deref()
-                            .map(|t| format!("{t}: "))
-                            .unwrap_or_default(),
-                        pr.message
-                    )
-                })
+        let mut out = self.unreadable.clone();
+        out.extend(self.files.iter().flat_map(|(p, f)| {
+            f.problems.iter().map(move |pr| {
+                format!(
+                    "{}: {}{}",
+                    p.display(),
+                    pr.tensor
+                        .as_deref()
+                        .map(|t| format!("{t}: "))
+                        .unwrap_or_default(),
+                    pr.message
+                )
             })
-            .collect()
+        }));
+        out
     }
 
     fn json(&self) -> Value {
@@ -179,7 +197,7 @@ pub fn diff(a: DiffArgs) -> Result<ExitCode> {
     sink.flush()?;
     if !problems.is_empty() {
         eprintln!(
-            "assay: error: {} tensor(s) could not be read or compared; the comparison is incomplete",
+            "assay: error: {} file(s) or tensor(s) could not be read or compared; the comparison is incomplete",
             problems.len()
         );
         return Ok(ExitCode::from(2));
@@ -418,6 +436,15 @@ fn render_human(
         "\n{} changed ({} low-rank, {} high-rank), {} added, {} removed, {} reshaped, {} equal",
         s.changed, s.changed_low_rank, s.changed_high_rank, s.added, s.removed, s.reshaped, s.equal
     )?;
-    writeln!(w, "verdict: {}", s.verdict.describe())?;
+    if problems.is_empty() {
+        writeln!(w, "verdict: {}", s.verdict.describe())?;
+    } else {
+        writeln!(
+            w,
+            "verdict (incomplete: {} part(s) not compared, see above): {}",
+            problems.len(),
+            s.verdict.describe()
+        )?;
+    }
     Ok(())
 }
