@@ -42,6 +42,22 @@ pub enum Command {
     Card(crate::cmd::card::CardArgs),
     /// Admission policy (Rego): `check` admits or refuses a model.
     Policy(PolicyArgs),
+    /// Compare two models tensor by tensor: what changed, where, at what rank, and whether
+    /// it looks like a localised edit, a merged adapter or a fine-tune.
+    ///
+    /// Exit codes: 0 identical, 1 differences found (see --fail-on), 2 usage error,
+    /// unreadable input, or a tensor that could not be read or compared.
+    Diff(crate::cmd::diff::DiffArgs),
+    /// Convert a PyTorch checkpoint to safetensors without running Python, after scanning
+    /// it; checkpoints whose pickle calls anything outside the allowlist are refused.
+    ///
+    /// Refused: any scan finding at high or critical, or PKL003 (class outside the
+    /// allowlist), PKL013, NPY001, TCH001. No option overrides a refusal.
+    ///
+    /// Exit codes: 0 converted, 1 refused (the findings are named), 2 usage error,
+    /// unreadable or unsupported input, a tensor that cannot be written exactly, or an
+    /// existing output without --force.
+    Convert(crate::cmd::convert::ConvertArgs),
 }
 
 #[derive(clap::Args, Debug)]

@@ -3,7 +3,8 @@
 //!
 //! Exit codes: 0 nothing at or above `--fail-on`; 1 at least one such finding;
 //! 2 usage error, unreadable input or internal error. A broken pipe is 0.
-#![forbid(unsafe_code)]
+// Unsafe only to memory-map weight files (cmd/weights.rs).
+#![deny(unsafe_code)]
 
 mod args;
 mod cmd;
@@ -47,5 +48,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Firewall(a) => cmd::firewall::run(a.command),
         Command::Card(a) => cmd::card::run(a),
         Command::Policy(a) => cmd::policy::run(a.command),
+        Command::Diff(a) => cmd::diff::diff(a),
+        Command::Convert(a) => cmd::convert::convert(a),
     }
 }

@@ -236,6 +236,8 @@ struct Snapshot {
     persistent: usize,
     extensions: usize,
     inline: usize,
+    torch_storages: usize,
+    torch_tensors: usize,
 }
 
 impl Snapshot {
@@ -248,6 +250,8 @@ impl Snapshot {
             persistent: a.persistent.len(),
             extensions: a.extensions.len(),
             inline: a.inline_arrays.len(),
+            torch_storages: a.torch_storages.len(),
+            torch_tensors: a.torch_tensors.len(),
         }
     }
     fn named_anything_since(&self, a: &PickleAnalysis) -> bool {
@@ -263,6 +267,8 @@ impl Snapshot {
         a.persistent.truncate(self.persistent);
         a.extensions.truncate(self.extensions);
         a.inline_arrays.truncate(self.inline);
+        a.torch_storages.truncate(self.torch_storages);
+        a.torch_tensors.truncate(self.torch_tensors);
     }
 }
 
@@ -290,8 +296,13 @@ fn run_one(
         ext_registry: HashMap::new(),
         joblib_arrays,
         dunder_checked: HashMap::new(),
+        storage_ids: HashMap::new(),
+        tensor_objs: HashMap::new(),
+        call_items: HashMap::new(),
     };
-    m.run()
+    let end = m.run()?;
+    m.name_torch_tensors();
+    Ok(end)
 }
 
 struct Machine<'a, 'o> {
@@ -315,6 +326,13 @@ struct Machine<'a, 'o> {
     /// Per dict used as `BUILD` state: how many of its pairs were already checked for
     /// dunder keys (dicts only grow, so each pair is checked once).
     dunder_checked: HashMap<u32, usize>,
+    /// Rendered torch storage persistent id → index into `out.torch_storages`.
+    storage_ids: HashMap<Rc<str>, usize>,
+    /// Arena id of a tensor rebuild call → index into `out.torch_tensors`.
+    tensor_objs: HashMap<u32, usize>,
+    /// Items set on call results (an `OrderedDict()` filled by `SETITEMS`), for naming
+    /// tensors.
+    call_items: HashMap<u32, Vec<(Value<'a>, Value<'a>)>>,
 }
 
 fn malformed(offset: usize, detail: impl Into<String>) -> Stop {
@@ -752,12 +770,52 @@ impl<'a, 'o> Machine<'a, 'o> {
             }
             self.derived_calls(at, &qn, &args)?;
             self.nested_payload(at, &qn, &args)?;
+            if super::torch::REBUILD_TENSOR.contains(&qn.as_str()) {
+                let ids = &self.storage_ids;
+                let tensor = super::torch::tensor_ref(at as u64, &qn, &args, |v| match v {
+                    Value::Persistent(p) => ids.get(p).copied(),
+                    _ => None,
+                });
+                let obj = self.alloc(Obj::Call(CallObj {
+                    callable,
+                    args,
+                    state: None,
+                }))?;
+                if let (Some(t), Value::Ref(id)) = (tensor, &obj) {
+                    self.tensor_objs.insert(*id, self.out.torch_tensors.len());
+                    self.out.torch_tensors.push(t);
+                }
+                return Ok(obj);
+            }
         }
         self.alloc(Obj::Call(CallObj {
             callable,
             args,
             state: None,
         }))
+    }
+
+    /// Names the tensors rebuilt by this pickle by where they sit in its result.
+    fn name_torch_tensors(&mut self) {
+        if self.tensor_objs.is_empty() {
+            return;
+        }
+        let Some(root) = self.stack.last().cloned() else {
+            return;
+        };
+        let mut namer = super::torch::Namer {
+            objs: &self.objs,
+            tensors: &self.tensor_objs,
+            items: &self.call_items,
+            visited: Default::default(),
+            steps: 0,
+            first: Default::default(),
+            first_bytes: 0,
+            revisits: Vec::new(),
+        };
+        namer.walk(&root, "", 0, &mut self.out.torch_tensors);
+        let (first, revisits) = (namer.first, namer.revisits);
+        super::torch::name_aliases(&first, &revisits, &mut self.out.torch_tensors);
     }
 
     /// The string a value evaluates to statically (a constant, or a pure decoder call).
@@ -1351,11 +1409,13 @@ impl<'a, 'o> Machine<'a, 'o> {
         let target = self.stack[x - 1].clone();
         let pairs = self.pairs(items);
         match target {
-            Value::Ref(id) => {
-                if let Some(Obj::Dict(d)) = self.objs.get_mut(id as usize) {
-                    d.extend(pairs);
-                }
-            }
+            Value::Ref(id) => match self.objs.get_mut(id as usize) {
+                Some(Obj::Dict(d)) => d.extend(pairs),
+                // `OrderedDict()` and other mappings built by a call: their items name
+                // the tensors they hold.
+                Some(Obj::Call(_)) => self.call_items.entry(id).or_default().extend(pairs),
+                _ => {}
+            },
             Value::Global(g) => {
                 // Item assignment into a module-level object: a registry, a cache, a
                 // config dict. `copyreg._inverted_registry` makes later EXT codes name
@@ -1389,6 +1449,14 @@ impl<'a, 'o> Machine<'a, 'o> {
 
     fn persistent(&mut self, pid: Value<'a>, at: usize) -> Step<()> {
         let rendered = self.renderer().value(&pid);
+        let rendered_rc: Rc<str> = rendered.as_str().into();
+        if !self.storage_ids.contains_key(&rendered_rc)
+            && let Some(s) = super::torch::storage_ref(&pid)
+        {
+            self.storage_ids
+                .insert(rendered_rc.clone(), self.out.torch_storages.len());
+            self.out.torch_storages.push(s);
+        }
         let (mut storage_key, mut is_torch) = (None, false);
         if let Value::Tuple(t) = &pid
             && let Some(Value::Str(tag)) = t.first()
@@ -1423,7 +1491,7 @@ impl<'a, 'o> Machine<'a, 'o> {
             is_torch_storage: is_torch,
         });
         // Globals named inside a persistent id (the storage type) are references, not calls.
-        self.push(Value::Persistent(rendered.into()))
+        self.push(Value::Persistent(rendered_rc))
     }
 
     fn build(&mut self, state: Value<'a>, at: usize) -> Step<()> {

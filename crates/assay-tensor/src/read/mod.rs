@@ -1,0 +1,162 @@
+//! Readers: one per format, each producing a [`TensorFile`] over the caller's bytes.
+//! They reuse the header parsers of `assay-formats` (parsed once per call) and only
+//! locate tensor bytes; no element is read here.
+
+mod gguf;
+mod npy;
+mod onnx;
+mod safetensors;
+mod torch;
+
+use crate::view::{Bytes, TensorFile, TensorFormat};
+use assay_formats::sniff::{Sniffed, sniff};
+use assay_formats::zip::{self, ZipEntry};
+use std::ops::Range;
+use std::sync::Arc;
+
+/// Problems recorded per file; the rest are dropped.
+pub const MAX_PROBLEMS: usize = 1_000;
+
+/// Bounds on one read.
+#[derive(Debug, Clone)]
+pub struct ReadLimits {
+    /// Tensors described per file.
+    pub max_tensors: usize,
+    /// Bytes that may be produced by decompressing members (compressed `.npz`, deflated
+    /// PyTorch storages) or decoding ONNX varint fields, per file.
+    pub max_decoded: u64,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        ReadLimits {
+            max_tensors: 1 << 20,
+            max_decoded: 1 << 30,
+        }
+    }
+}
+
+/// Why a file could not be read at all (single tensors that cannot be described are
+/// [`crate::Problem`]s instead).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    #[error("not a tensor file that assay-tensor reads")]
+    NotTensorFile,
+    #[error("{0}")]
+    Malformed(String),
+    #[error("more than {0} tensors")]
+    TooManyTensors(usize),
+}
+
+/// Resolves ONNX external-data locations to bytes. The caller decides what may be read
+/// (Assay's scanner only opens regular files inside the scanned folder); the reader
+/// itself already refuses absolute locations and any `..` component.
+pub trait ExternalData<'a> {
+    fn get(&self, location: &str) -> Option<&'a [u8]>;
+}
+
+/// The tensor format of `data`, recognised by its bytes.
+pub fn detect(data: &[u8]) -> Option<TensorFormat> {
+    match sniff(data) {
+        Sniffed::Safetensors => Some(TensorFormat::Safetensors),
+        Sniffed::Gguf => Some(TensorFormat::Gguf),
+        Sniffed::Onnx => Some(TensorFormat::Onnx),
+        Sniffed::Npy => Some(TensorFormat::Npy),
+        Sniffed::Pickle | Sniffed::MaybePickle if data.starts_with(torch::LEGACY_MAGIC) => {
+            Some(TensorFormat::PytorchLegacy)
+        }
+        Sniffed::Zip => {
+            let ar = zip::parse(data, &zip::ZipLimits::default()).ok()?;
+            if torch::find_data_pkl(&ar.entries).is_some() {
+                Some(TensorFormat::PytorchZip)
+            } else if !ar.entries.is_empty() && ar.entries.iter().all(|e| e.name.ends_with(".npy"))
+            {
+                Some(TensorFormat::Npz)
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Reads every tensor of `data`, whose format is recognised by its bytes. ONNX external
+/// data is not followed (see [`read_as`]).
+pub fn read<'a>(data: &'a [u8], limits: &ReadLimits) -> Result<TensorFile<'a>, ReadError> {
+    let format = detect(data).ok_or(ReadError::NotTensorFile)?;
+    read_as(format, data, limits, None)
+}
+
+/// Reads every tensor of `data` as `format`. `external` resolves ONNX external-data
+/// locations; without it such tensors become problems.
+pub fn read_as<'a>(
+    format: TensorFormat,
+    data: &'a [u8],
+    limits: &ReadLimits,
+    external: Option<&dyn ExternalData<'a>>,
+) -> Result<TensorFile<'a>, ReadError> {
+    let mut budget = limits.max_decoded;
+    let file = match format {
+        TensorFormat::Safetensors => safetensors::read(data, limits)?,
+        TensorFormat::Gguf => gguf::read(data, limits)?,
+        TensorFormat::Npy => npy::read_npy(data, limits)?,
+        TensorFormat::Npz => npy::read_npz(data, limits, &mut budget)?,
+        TensorFormat::Onnx => onnx::read(data, limits, external, &mut budget)?,
+        TensorFormat::PytorchZip => torch::read_zip(data, limits, &mut budget)?,
+        TensorFormat::PytorchLegacy => torch::read_legacy(data, limits)?,
+    };
+    Ok(file)
+}
+
+/// Bytes of a buffer that is either the caller's or decoded here.
+#[derive(Debug, Clone)]
+pub(crate) enum Source<'a> {
+    Borrowed(&'a [u8]),
+    Shared(Arc<[u8]>),
+}
+
+impl<'a> Source<'a> {
+    pub fn all(&self) -> &[u8] {
+        match self {
+            Source::Borrowed(b) => b,
+            Source::Shared(a) => a,
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.all().len() as u64
+    }
+
+    /// The bytes `r`, when inside the buffer.
+    pub fn sub(&self, r: Range<u64>) -> Option<Bytes<'a>> {
+        let s = usize::try_from(r.start).ok()?;
+        let e = usize::try_from(r.end).ok()?;
+        if s > e || e > self.all().len() {
+            return None;
+        }
+        Some(match self {
+            Source::Borrowed(b) => Bytes::Borrowed(&b[s..e]),
+            Source::Shared(a) => Bytes::Shared(a.clone(), s..e),
+        })
+    }
+}
+
+/// A zip member's bytes: borrowed when stored, decompressed within `budget` otherwise.
+pub(crate) fn member<'a>(
+    data: &'a [u8],
+    e: &ZipEntry,
+    budget: &mut u64,
+) -> Result<Source<'a>, String> {
+    if let Some(r) = zip::stored_data(data, e) {
+        return r.map(Source::Borrowed).map_err(|err| err.to_string());
+    }
+    let mut out = Vec::new();
+    let n = zip::extract_to(data, e, &mut out, *budget).map_err(|err| err.to_string())?;
+    *budget = budget.saturating_sub(n);
+    Ok(Source::Shared(out.into()))
+}
+
+/// Offset of `inner` within `outer` (both from the same buffer).
+pub(crate) fn offset_in(outer: &[u8], inner: &[u8]) -> u64 {
+    (inner.as_ptr() as usize).wrapping_sub(outer.as_ptr() as usize) as u64
+}
