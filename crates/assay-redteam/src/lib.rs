@@ -7,5 +7,6 @@
 
 pub mod mutate;
 pub mod openai;
+pub mod refusal;
 #[cfg(feature = "local-model")]
 pub mod local;
