@@ -5,8 +5,13 @@
 //! A library: it never prints and never exits; `assay-cli` does.
 #![forbid(unsafe_code)]
 
+pub mod detect;
+pub mod mock;
 pub mod mutate;
 pub mod openai;
 pub mod refusal;
+pub mod report;
+pub mod runner;
+pub mod suite;
 #[cfg(feature = "local-model")]
 pub mod local;
