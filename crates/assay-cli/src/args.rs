@@ -34,6 +34,9 @@ pub enum Command {
     /// AI firewall for OpenAI-compatible APIs: `serve` a scanning reverse proxy, `check`
     /// texts offline, `train` the injection classifier.
     Firewall(FirewallArgs),
+    /// Red-team an OpenAI-compatible chat endpoint with adversarial probe suites and
+    /// report the attack success rate (exit 1 above --fail-above).
+    Redteam(crate::cmd::redteam::RedteamArgs),
 }
 
 #[derive(clap::Args, Debug)]

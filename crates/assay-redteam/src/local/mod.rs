@@ -355,3 +355,33 @@ pub fn router(model: LocalModel, opts: &ServeModelOptions) -> Router {
         )
         .with_state(st)
 }
+
+/// Serve until SIGINT/SIGTERM. `on_ready` gets the bound address (port 0 picks one).
+pub fn serve_blocking(
+    model: LocalModel,
+    opts: &ServeModelOptions,
+    on_ready: impl FnOnce(SocketAddr),
+) -> std::io::Result<()> {
+    let app = router(model, opts);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let listen = opts.listen;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        on_ready(listener.local_addr()?);
+        axum::serve(listener, app).with_graceful_shutdown(shutdown()).await
+    })
+}
+
+async fn shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+            return;
+        }
+    }
+    let _ = ctrl_c.await;
+}
