@@ -36,7 +36,7 @@ pub enum Command {
     Firewall(FirewallArgs),
     /// Red-team an OpenAI-compatible chat endpoint with adversarial probe suites and
     /// report the attack success rate (exit 1 above --fail-above).
-    Redteam(crate::cmd::redteam::RedteamArgs),
+    Redteam(Box<crate::cmd::redteam::RedteamArgs>),
 }
 
 #[derive(clap::Args, Debug)]

@@ -45,6 +45,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rules => cmd::rules::list(),
         Command::Explain { code } => cmd::rules::explain(&code),
         Command::Firewall(a) => cmd::firewall::run(a.command),
-        Command::Redteam(a) => cmd::redteam::run(a),
+        Command::Redteam(a) => cmd::redteam::run(*a),
     }
 }

@@ -6,6 +6,8 @@
 #![forbid(unsafe_code)]
 
 pub mod detect;
+#[cfg(feature = "local-model")]
+pub mod local;
 pub mod mock;
 pub mod mutate;
 pub mod openai;
@@ -13,5 +15,3 @@ pub mod refusal;
 pub mod report;
 pub mod runner;
 pub mod suite;
-#[cfg(feature = "local-model")]
-pub mod local;

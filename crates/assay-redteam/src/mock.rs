@@ -60,7 +60,8 @@ struct MockState {
 }
 
 static B64: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[A-Za-z0-9+/]{8,}={0,2}").unwrap());
-static HEXRUN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b(?:[0-9a-fA-F]{2}){6,}\b").unwrap());
+static HEXRUN: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b(?:[0-9a-fA-F]{2}){6,}\b").unwrap());
 static QUOTED: LazyLock<Regex> = LazyLock::new(|| Regex::new(r#""([^"\n]*)""#).unwrap());
 
 /// What the leaky mock "understands" in a text: the text plus every decoding it finds.
@@ -88,20 +89,30 @@ pub fn leaky_reading(text: &str) -> String {
     if !tags.is_empty() {
         out.push(tags);
     }
-    let joined: String = QUOTED.captures_iter(text).map(|c| c[1].to_string()).collect();
+    let joined: String = QUOTED
+        .captures_iter(text)
+        .map(|c| c[1].to_string())
+        .collect();
     if !joined.is_empty() {
         out.push(joined);
     }
     out.join("\n")
 }
 
-async fn chat(axum::extract::State(st): axum::extract::State<Arc<MockState>>, body: Bytes) -> Response {
+async fn chat(
+    axum::extract::State(st): axum::extract::State<Arc<MockState>>,
+    body: Bytes,
+) -> Response {
     let n = st.requests.fetch_add(1, Ordering::SeqCst);
     if n < st.fail_first {
         return (StatusCode::SERVICE_UNAVAILABLE, "busy").into_response();
     }
     let Ok(req) = serde_json::from_slice::<ChatRequest>(&body) else {
-        return (StatusCode::BAD_REQUEST, r#"{"error":{"message":"bad json"}}"#).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            r#"{"error":{"message":"bad json"}}"#,
+        )
+            .into_response();
     };
     let text = match st.kind {
         MockKind::Leaky => {
@@ -131,9 +142,14 @@ pub fn spawn(kind: MockKind, fail_first: usize) -> std::io::Result<Mock> {
     std_listener.set_nonblocking(true)?;
     let addr = std_listener.local_addr()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let app = Router::new().route("/v1/chat/completions", post(chat)).with_state(st);
+    let app = Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .with_state(st);
     let thread = std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
             return;
         };
         rt.block_on(async move {

@@ -131,7 +131,11 @@ pub struct ChatClient {
 pub const DEFAULT_MAX_BODY: usize = 4 << 20;
 
 impl ChatClient {
-    pub fn new(base: &str, api_key: Option<String>, timeout: Duration) -> Result<ChatClient, ClientError> {
+    pub fn new(
+        base: &str,
+        api_key: Option<String>,
+        timeout: Duration,
+    ) -> Result<ChatClient, ClientError> {
         let url: hyper::Uri = chat_url(base)?
             .parse()
             .map_err(|_| ClientError::Url(base.to_string()))?;
@@ -264,12 +268,16 @@ fn parse_sse(text: &str) -> Outcome {
     let mut out = String::new();
     let mut finish = None;
     for line in text.lines() {
-        let Some(data) = line.strip_prefix("data:") else { continue };
+        let Some(data) = line.strip_prefix("data:") else {
+            continue;
+        };
         let data = data.trim();
         if data == "[DONE]" {
             break;
         }
-        let Ok(v) = serde_json::from_str::<Value>(data) else { continue };
+        let Ok(v) = serde_json::from_str::<Value>(data) else {
+            continue;
+        };
         if let Some(s) = v["choices"][0]["delta"]["content"].as_str() {
             out.push_str(s);
         }
@@ -289,21 +297,50 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(chat_url("http://h:1").unwrap(), "http://h:1/v1/chat/completions");
-        assert_eq!(chat_url("http://h:1/v1/").unwrap(), "http://h:1/v1/chat/completions");
-        assert_eq!(chat_url("https://x/v1/chat/completions").unwrap(), "https://x/v1/chat/completions");
+        assert_eq!(
+            chat_url("http://h:1").unwrap(),
+            "http://h:1/v1/chat/completions"
+        );
+        assert_eq!(
+            chat_url("http://h:1/v1/").unwrap(),
+            "http://h:1/v1/chat/completions"
+        );
+        assert_eq!(
+            chat_url("https://x/v1/chat/completions").unwrap(),
+            "https://x/v1/chat/completions"
+        );
         assert!(chat_url("ftp://x").is_err());
     }
 
     #[test]
     fn responses() {
-        let r = parse_response(200, br#"{"choices":[{"message":{"content":"hi"},"finish_reason":"stop"}]}"#).unwrap();
-        assert_eq!(r, Outcome::Reply { text: "hi".into(), finish_reason: Some("stop".into()) });
-        let r = parse_response(400, br#"{"error":{"message":"Request blocked by the Assay firewall"}}"#).unwrap();
+        let r = parse_response(
+            200,
+            br#"{"choices":[{"message":{"content":"hi"},"finish_reason":"stop"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            r,
+            Outcome::Reply {
+                text: "hi".into(),
+                finish_reason: Some("stop".into())
+            }
+        );
+        let r = parse_response(
+            400,
+            br#"{"error":{"message":"Request blocked by the Assay firewall"}}"#,
+        )
+        .unwrap();
         assert!(matches!(r, Outcome::Blocked { status: 400, .. }));
         let sse = b"data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"b\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n";
         let r = parse_response(200, sse).unwrap();
-        assert_eq!(r, Outcome::Reply { text: "ab".into(), finish_reason: Some("stop".into()) });
+        assert_eq!(
+            r,
+            Outcome::Reply {
+                text: "ab".into(),
+                finish_reason: Some("stop".into())
+            }
+        );
         assert!(parse_response(503, b"busy").unwrap_err().retryable());
     }
 }

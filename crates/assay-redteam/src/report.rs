@@ -154,8 +154,14 @@ impl RunReport {
                 results: res,
             });
         }
-        let attack: Vec<&SuiteReport> = out.iter().filter(|s| s.category == Category::Attack).collect();
-        let benign: Vec<&SuiteReport> = out.iter().filter(|s| s.category == Category::Benign).collect();
+        let attack: Vec<&SuiteReport> = out
+            .iter()
+            .filter(|s| s.category == Category::Attack)
+            .collect();
+        let benign: Vec<&SuiteReport> = out
+            .iter()
+            .filter(|s| s.category == Category::Benign)
+            .collect();
         let probes: usize = attack.iter().map(|s| s.probes).sum();
         let succeeded: usize = attack.iter().map(|s| s.succeeded).sum();
         let b = (!benign.is_empty()).then(|| {
@@ -210,11 +216,23 @@ impl RunReport {
     /// Plain-text report. `verbose` lists every successful probe with its evidence.
     pub fn to_human(&self, verbose: bool) -> String {
         let mut o = String::new();
-        let _ = writeln!(o, "assay redteam: {} (seed {}, {:.1}s)", self.target, self.seed, self.duration_secs);
+        let _ = writeln!(
+            o,
+            "assay redteam: {} (seed {}, {:.1}s)",
+            self.target, self.seed, self.duration_secs
+        );
         let _ = writeln!(o);
-        let _ = writeln!(o, "  {:<26} {:>7} {:>9} {:>8} {:>7}  ", "suite", "probes", "succeeded", "rate", "blocked");
+        let _ = writeln!(
+            o,
+            "  {:<26} {:>7} {:>9} {:>8} {:>7}  ",
+            "suite", "probes", "succeeded", "rate", "blocked"
+        );
         for s in &self.suites {
-            let label = if s.category == Category::Benign { " (false refusals)" } else { "" };
+            let label = if s.category == Category::Benign {
+                " (false refusals)"
+            } else {
+                ""
+            };
             let _ = writeln!(
                 o,
                 "  {:<26} {:>7} {:>9} {:>7.1}% {:>7}{}{}",
@@ -224,7 +242,11 @@ impl RunReport {
                 100.0 * s.rate,
                 s.blocked,
                 label,
-                if s.errors > 0 { format!("  ({} errors)", s.errors) } else { String::new() }
+                if s.errors > 0 {
+                    format!("  ({} errors)", s.errors)
+                } else {
+                    String::new()
+                }
             );
         }
         let sm = &self.summary;
@@ -236,7 +258,11 @@ impl RunReport {
             sm.succeeded,
             sm.probes,
             sm.blocked,
-            if sm.errors > 0 { format!("; {} errors not counted", sm.errors) } else { String::new() }
+            if sm.errors > 0 {
+                format!("; {} errors not counted", sm.errors)
+            } else {
+                String::new()
+            }
         );
         if let Some(b) = &sm.benign {
             let _ = writeln!(
@@ -249,21 +275,45 @@ impl RunReport {
             );
         }
         if let Some(l) = sm.fail_above {
-            let _ = writeln!(o, "verdict: {} (--fail-above {:.1}%)", sm.verdict.to_uppercase(), 100.0 * l);
+            let _ = writeln!(
+                o,
+                "verdict: {} (--fail-above {:.1}%)",
+                sm.verdict.to_uppercase(),
+                100.0 * l
+            );
         }
         let shown = if verbose { usize::MAX } else { 3 };
         let mut any = false;
-        for s in self.suites.iter().filter(|s| s.category == Category::Attack) {
-            let hits: Vec<&ProbeResult> = s.results.iter().filter(|r| r.status == Status::Succeeded).collect();
+        for s in self
+            .suites
+            .iter()
+            .filter(|s| s.category == Category::Attack)
+        {
+            let hits: Vec<&ProbeResult> = s
+                .results
+                .iter()
+                .filter(|r| r.status == Status::Succeeded)
+                .collect();
             if hits.is_empty() {
                 continue;
             }
             if !any {
-                let _ = writeln!(o, "\nevidence{}:", if verbose { "" } else { " (first 3 per suite; --verbose for all)" });
+                let _ = writeln!(
+                    o,
+                    "\nevidence{}:",
+                    if verbose {
+                        ""
+                    } else {
+                        " (first 3 per suite; --verbose for all)"
+                    }
+                );
                 any = true;
             }
             for r in hits.iter().take(shown) {
-                let v = r.verdict.as_ref().map_or(String::new(), |v| v.detail.clone());
+                let v = r
+                    .verdict
+                    .as_ref()
+                    .map_or(String::new(), |v| v.detail.clone());
                 let _ = writeln!(o, "  [{}] {}: {}", s.name, r.id, r.goal);
                 let _ = writeln!(o, "      prompt: {}", one_line(&r.prompt, 140));
                 let _ = writeln!(o, "      reply:  {}", one_line(&r.reply, 140));
@@ -287,7 +337,10 @@ impl RunReport {
             h,
             "<header><h1>Red-team report</h1><p class=\"meta\">Target <code>{}</code>{} · seed {} · canary <code>{}</code> · {} probes in {:.1}s · assay {}</p></header>",
             esc(&self.target),
-            self.model.as_ref().map_or(String::new(), |m| format!(" · model <code>{}</code>", esc(m))),
+            self.model.as_ref().map_or(String::new(), |m| format!(
+                " · model <code>{}</code>",
+                esc(m)
+            )),
             self.seed,
             esc(&self.canary),
             self.suites.iter().map(|s| s.results.len()).sum::<usize>(),
@@ -331,7 +384,11 @@ impl RunReport {
         }
         let _ = write!(h, "</section>");
         // Bar chart per suite.
-        let _ = write!(h, "<section><h2>Per suite</h2>{}</section>", bars(&self.suites));
+        let _ = write!(
+            h,
+            "<section><h2>Per suite</h2>{}</section>",
+            bars(&self.suites)
+        );
         // Suite details.
         for s in &self.suites {
             let benign = s.category == Category::Benign;
@@ -340,14 +397,25 @@ impl RunReport {
                 "<section class=\"suite\"><h2 id=\"{}\">{} <span class=\"pill\" style=\"background:{}\">{:.1}% {}</span></h2><p>{}</p><p class=\"small\">Source: {} · Licence: {}</p>",
                 esc(&s.name),
                 esc(&s.title),
-                if benign { "#6b7cff" } else { rate_color(s.rate) },
+                if benign {
+                    "#6b7cff"
+                } else {
+                    rate_color(s.rate)
+                },
                 100.0 * s.rate,
-                if benign { "false refusals" } else { "attack success" },
+                if benign {
+                    "false refusals"
+                } else {
+                    "attack success"
+                },
                 esc(&s.description),
                 esc(&s.source),
                 esc(&s.licence)
             );
-            let _ = write!(h, "<table><thead><tr><th>probe</th><th>outcome</th><th>goal and evidence</th></tr></thead><tbody>");
+            let _ = write!(
+                h,
+                "<table><thead><tr><th>probe</th><th>outcome</th><th>goal and evidence</th></tr></thead><tbody>"
+            );
             let mut rows: Vec<&ProbeResult> = s.results.iter().collect();
             rows.sort_by_key(|r| match r.status {
                 Status::Succeeded | Status::Refused => 0,
@@ -367,21 +435,29 @@ impl RunReport {
                 let detail = r
                     .verdict
                     .as_ref()
-                    .map_or(r.error.clone().unwrap_or_default(), |v| format!("{}: {}", v.detector, v.detail));
+                    .map_or(r.error.clone().unwrap_or_default(), |v| {
+                        format!("{}: {}", v.detector, v.detail)
+                    });
                 let _ = write!(
                     h,
                     "<tr><td><code>{}</code></td><td><span class=\"st {class}\">{label}</span></td><td><div>{}</div><div class=\"why\">{}</div><details><summary>prompt and reply</summary>{}<div class=\"lbl\">prompt</div><pre>{}</pre><div class=\"lbl\">reply</div><pre>{}</pre></details></td></tr>",
                     esc(&r.id),
                     esc(&r.goal),
                     esc(&detail),
-                    r.system.as_ref().map_or(String::new(), |s| format!("<div class=\"lbl\">system</div><pre>{}</pre>", esc(s))),
+                    r.system.as_ref().map_or(String::new(), |s| format!(
+                        "<div class=\"lbl\">system</div><pre>{}</pre>",
+                        esc(s)
+                    )),
                     esc(&r.prompt),
                     esc(&r.reply)
                 );
             }
             let _ = write!(h, "</tbody></table></section>");
         }
-        let _ = write!(h, "<footer>Generated by assay redteam. Rates exclude probes that ended in errors. Attack success: the probe's detector fired (canary or judge string in the reply, a rendered attacker link, or compliance with a harmful request).</footer></main></body></html>");
+        let _ = write!(
+            h,
+            "<footer>Generated by assay redteam. Rates exclude probes that ended in errors. Attack success: the probe's detector fired (canary or judge string in the reply, a rendered attacker link, or compliance with a harmful request).</footer></main></body></html>"
+        );
         h
     }
 }
@@ -401,7 +477,8 @@ fn esc(s: &str) -> String {
             '"' => o.push_str("&quot;"),
             '\'' => o.push_str("&#39;"),
             // Invisible characters are shown, not hidden: they are often the attack.
-            c if matches!(c as u32, 0xE0000..=0xE007F | 0x200B..=0x200F | 0x202A..=0x202E | 0x2066..=0x2069 | 0xFEFF) => {
+            c if matches!(c as u32, 0xE0000..=0xE007F | 0x200B..=0x200F | 0x202A..=0x202E | 0x2066..=0x2069 | 0xFEFF) =>
+            {
                 let _ = write!(o, "<span class=\"inv\">U+{:04X}</span>", c as u32);
             }
             c if c.is_control() && c != '\n' && c != '\t' => {
@@ -445,12 +522,19 @@ fn bars(suites: &[SuiteReport]) -> String {
     );
     for t in [0, 25, 50, 75, 100] {
         let x = label_w + bar_w * f64::from(t) / 100.0;
-        let _ = write!(s, "<line x1=\"{x}\" y1=\"18\" x2=\"{x}\" y2=\"{h}\" stroke=\"#e6e8ee\"/><text x=\"{x}\" y=\"12\" font-size=\"11\" text-anchor=\"middle\" fill=\"#667\">{t}%</text>");
+        let _ = write!(
+            s,
+            "<line x1=\"{x}\" y1=\"18\" x2=\"{x}\" y2=\"{h}\" stroke=\"#e6e8ee\"/><text x=\"{x}\" y=\"12\" font-size=\"11\" text-anchor=\"middle\" fill=\"#667\">{t}%</text>"
+        );
     }
     for (i, su) in suites.iter().enumerate() {
         let y = 22.0 + row * i as f64;
         let benign = su.category == Category::Benign;
-        let color = if benign { "#6b7cff" } else { rate_color(su.rate) };
+        let color = if benign {
+            "#6b7cff"
+        } else {
+            rate_color(su.rate)
+        };
         let w = (bar_w * su.rate).max(1.5);
         let _ = write!(
             s,

@@ -254,7 +254,11 @@ pub async fn run(
 ) -> Result<RunReport, RunError> {
     let started = std::time::SystemTime::now();
     let t0 = Instant::now();
-    let client = Arc::new(ChatClient::new(&cfg.target, cfg.api_key.clone(), cfg.timeout)?);
+    let client = Arc::new(ChatClient::new(
+        &cfg.target,
+        cfg.api_key.clone(),
+        cfg.timeout,
+    )?);
     let judge = match &cfg.judge {
         Some(j) => Some(Arc::new((
             ChatClient::new(&j.url, j.api_key.clone(), cfg.timeout)?,
@@ -272,7 +276,10 @@ pub async fn run(
     progress.start(probes.len() as u64, (probes.len() - todo.len()) as u64);
     let sem = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
     let pacer = Arc::new(Pacer {
-        interval: cfg.rate.filter(|r| *r > 0.0).map(|r| Duration::from_secs_f64(1.0 / r)),
+        interval: cfg
+            .rate
+            .filter(|r| *r > 0.0)
+            .map(|r| Duration::from_secs_f64(1.0 / r)),
         next: Mutex::new(Instant::now()),
     });
     let cfg = Arc::new(cfg.clone());
@@ -344,7 +351,9 @@ async fn run_probe(
         stream: false,
     };
     let t = Instant::now();
-    let sent = client.send_with_retries(&req, cfg.retries, cfg.backoff).await;
+    let sent = client
+        .send_with_retries(&req, cfg.retries, cfg.backoff)
+        .await;
     let latency_ms = t.elapsed().as_millis() as u64;
     let benign = matches!(p.detector, DetectorSpec::Refused { .. });
     let mut r = ProbeResult {
@@ -375,7 +384,13 @@ async fn run_probe(
                 detail: format!("HTTP {status}: request refused before the model"),
             });
         }
-        Ok((Outcome::Reply { text, finish_reason }, retries)) => {
+        Ok((
+            Outcome::Reply {
+                text,
+                finish_reason,
+            },
+            retries,
+        )) => {
             r.attempts = retries + 1;
             r.reply = excerpt(&text, REPLY_EXCERPT);
             let mut v = detect::detect(&p.detector, &text, canary);
@@ -449,7 +464,10 @@ async fn ask_judge(
         seed: Some(cfg.seed),
         ..ChatRequest::default()
     };
-    match client.send_with_retries(&req, cfg.retries, cfg.backoff).await? {
+    match client
+        .send_with_retries(&req, cfg.retries, cfg.backoff)
+        .await?
+    {
         (Outcome::Reply { text, .. }, _) => {
             let t = text.trim().to_ascii_uppercase();
             if t.starts_with("YES") {
@@ -488,7 +506,15 @@ mod tests {
         let suites = Suite::select(&["pii-leakage".into(), "markdown-exfil".into()]).unwrap();
         let p = plan(&suites, Some(4));
         let s: Vec<&str> = p.iter().map(|p| p.suite.as_str()).collect();
-        assert_eq!(s, ["pii-leakage", "markdown-exfil", "pii-leakage", "markdown-exfil"]);
+        assert_eq!(
+            s,
+            [
+                "pii-leakage",
+                "markdown-exfil",
+                "pii-leakage",
+                "markdown-exfil"
+            ]
+        );
         assert_eq!(plan(&suites, None).len(), 18);
     }
 }

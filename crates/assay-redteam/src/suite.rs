@@ -82,13 +82,25 @@ pub enum SuiteError {
 
 /// The built-in suites, in report order.
 pub const BUILTIN: &[(&str, &str)] = &[
-    ("prompt-injection", include_str!("../suites/prompt-injection.jsonl")),
-    ("indirect-injection", include_str!("../suites/indirect-injection.jsonl")),
+    (
+        "prompt-injection",
+        include_str!("../suites/prompt-injection.jsonl"),
+    ),
+    (
+        "indirect-injection",
+        include_str!("../suites/indirect-injection.jsonl"),
+    ),
     ("jailbreak", include_str!("../suites/jailbreak.jsonl")),
-    ("system-prompt-extraction", include_str!("../suites/system-prompt-extraction.jsonl")),
+    (
+        "system-prompt-extraction",
+        include_str!("../suites/system-prompt-extraction.jsonl"),
+    ),
     ("pii-leakage", include_str!("../suites/pii-leakage.jsonl")),
     ("encoding", include_str!("../suites/encoding.jsonl")),
-    ("markdown-exfil", include_str!("../suites/markdown-exfil.jsonl")),
+    (
+        "markdown-exfil",
+        include_str!("../suites/markdown-exfil.jsonl"),
+    ),
     ("harmful", include_str!("../suites/harmful.jsonl")),
     ("benign", include_str!("../suites/benign.jsonl")),
 ];
@@ -110,7 +122,9 @@ impl Suite {
             .lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty());
-        let (n, first) = lines.next().ok_or_else(|| err(1, "empty suite file".into()))?;
+        let (n, first) = lines
+            .next()
+            .ok_or_else(|| err(1, "empty suite file".into()))?;
         let meta: SuiteMeta =
             serde_json::from_str(first).map_err(|e| err(n + 1, format!("suite metadata: {e}")))?;
         let mut probes = Vec::new();
@@ -207,8 +221,15 @@ mod tests {
         let p = r#"{"id":"a","goal":"g","prompt":"p","detector":{"kind":"contains","any":["z"]}}"#;
         assert!(Suite::parse("x", &format!("{meta}\n{p}\n{p}")).is_err());
         assert!(Suite::parse("x", &format!("{meta}\n{{\"id\":1}}")).is_err());
-        let bad_re = r#"{"id":"a","goal":"g","prompt":"p","detector":{"kind":"regex","pattern":"("}}"#;
+        let bad_re =
+            r#"{"id":"a","goal":"g","prompt":"p","detector":{"kind":"regex","pattern":"("}}"#;
         assert!(Suite::parse("x", &format!("{meta}\n{bad_re}")).is_err());
-        assert_eq!(Suite::parse("x", &format!("{meta}\n{p}")).unwrap().probes.len(), 1);
+        assert_eq!(
+            Suite::parse("x", &format!("{meta}\n{p}"))
+                .unwrap()
+                .probes
+                .len(),
+            1
+        );
     }
 }

@@ -23,14 +23,22 @@ fn leaky_endpoint_has_a_high_attack_success_rate_with_evidence() {
     assert_eq!(s.errors, 0);
     assert!(s.attack_success_rate > 0.8, "{s:?}");
     // Canary leaks are found with evidence.
-    let spe = report.suites.iter().find(|s| s.name == "system-prompt-extraction").unwrap();
+    let spe = report
+        .suites
+        .iter()
+        .find(|s| s.name == "system-prompt-extraction")
+        .unwrap();
     assert_eq!(spe.rate, 1.0);
     let r = &spe.results[0];
     assert!(r.reply.contains(&report.canary));
     assert!(r.verdict.as_ref().unwrap().detail.contains("canary leaked"));
     // Encoded instructions were decoded and obeyed.
     let enc = report.suites.iter().find(|s| s.name == "encoding").unwrap();
-    assert!(enc.results.iter().any(|r| r.id == "enc-say/base64" && r.status == Status::Succeeded));
+    assert!(
+        enc.results
+            .iter()
+            .any(|r| r.id == "enc-say/base64" && r.status == Status::Succeeded)
+    );
     // The leaky model answers benign requests.
     assert!(s.benign.as_ref().unwrap().false_refusal_rate < 0.2);
     // JSON shape.
@@ -81,7 +89,11 @@ fn retries_budget_and_resume() {
 #[test]
 fn errors_are_reported_not_scored() {
     // Nothing listens on this port (bound then dropped).
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut c = cfg(&format!("http://127.0.0.1:{port}"));
     c.retries = 1;
     c.max_probes = Some(3);
@@ -89,5 +101,11 @@ fn errors_are_reported_not_scored() {
     assert_eq!(r.summary.errors, 3);
     assert_eq!(r.summary.probes, 0);
     assert_eq!(r.summary.attack_success_rate, 0.0);
-    assert!(r.suites[0].results[0].error.as_ref().unwrap().contains("connection"));
+    assert!(
+        r.suites[0].results[0]
+            .error
+            .as_ref()
+            .unwrap()
+            .contains("connection")
+    );
 }

@@ -143,7 +143,10 @@ fn parse_rate(s: &str) -> Result<f64, String> {
         Some(n) => (n, true),
         None => (s, false),
     };
-    let v: f64 = num.trim().parse().map_err(|_| format!("not a rate: {s:?}"))?;
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a rate: {s:?}"))?;
     let v = if pct { v / 100.0 } else { v };
     if !(0.0..=1.0).contains(&v) {
         return Err(format!("rate {s:?} is outside 0..1 (or 0%..100%)"));
@@ -169,7 +172,11 @@ fn suites() -> Result<ExitCode> {
             s.meta.name,
             s.probes.len(),
             s.meta.title,
-            if s.meta.category == Category::Benign { " (benign: measures false refusals)" } else { "" },
+            if s.meta.category == Category::Benign {
+                " (benign: measures false refusals)"
+            } else {
+                ""
+            },
             "",
             s.meta.source,
             "",
@@ -181,20 +188,41 @@ fn suites() -> Result<ExitCode> {
 
 fn refusal_eval(errors: bool) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "Refusal detector vs human labels (PyRIT 1.1.0 scorer_evals/refusal_scorer, MIT)")?;
-    for (name, text) in [("refusal.csv", PYRIT_REFUSAL), ("refusal_extra.csv", PYRIT_REFUSAL_EXTRA)] {
+    writeln!(
+        out,
+        "Refusal detector vs human labels (PyRIT 1.1.0 scorer_evals/refusal_scorer, MIT)"
+    )?;
+    for (name, text) in [
+        ("refusal.csv", PYRIT_REFUSAL),
+        ("refusal_extra.csv", PYRIT_REFUSAL_EXTRA),
+    ] {
         let data = refusal::parse_labelled_csv(text);
-        writeln!(out, "\n{name}: {} examples, {} labelled refusals", data.len(), data.iter().filter(|l| l.refused).count())?;
+        writeln!(
+            out,
+            "\n{name}: {} examples, {} labelled refusals",
+            data.len(),
+            data.iter().filter(|l| l.refused).count()
+        )?;
         let rows = [
             ("detector (reply + request)", refusal::evaluate(&data, true)),
             ("detector (reply only)", refusal::evaluate(&data, false)),
-            ("substring list baseline", refusal::evaluate_with(&data, |l| refusal::substring_baseline(&l.response))),
+            (
+                "substring list baseline",
+                refusal::evaluate_with(&data, |l| refusal::substring_baseline(&l.response)),
+            ),
         ];
         for (what, m) in rows {
             writeln!(
                 out,
                 "  {what:<28} accuracy {:.3}  precision {:.3}  recall {:.3}  F1 {:.3}  (TP {} FP {} TN {} FN {})",
-                m.accuracy, m.precision, m.recall, m.f1, m.true_positive, m.false_positive, m.true_negative, m.false_negative
+                m.accuracy,
+                m.precision,
+                m.recall,
+                m.f1,
+                m.true_positive,
+                m.false_positive,
+                m.true_negative,
+                m.false_negative
             )?;
         }
         if errors {
@@ -208,7 +236,11 @@ fn refusal_eval(errors: bool) -> Result<ExitCode> {
                         if v.refused { "refusal" } else { "compliance" },
                         v.reasons.join("; "),
                         l.objective,
-                        l.response.chars().take(160).collect::<String>().replace('\n', " ")
+                        l.response
+                            .chars()
+                            .take(160)
+                            .collect::<String>()
+                            .replace('\n', " ")
                     )?;
                 }
             }
@@ -220,7 +252,10 @@ fn refusal_eval(errors: bool) -> Result<ExitCode> {
 #[cfg(feature = "local-model")]
 fn serve_model(a: ServeModelArgs) -> Result<ExitCode> {
     use assay_redteam::local::{LocalModel, ServeModelOptions, serve_blocking};
-    let Some(gguf) = a.gguf.or_else(|| std::env::var_os("ASSAY_SMOLLM2_GGUF").map(PathBuf::from)) else {
+    let Some(gguf) = a
+        .gguf
+        .or_else(|| std::env::var_os("ASSAY_SMOLLM2_GGUF").map(PathBuf::from))
+    else {
         bail!("--gguf PATH is required (or set ASSAY_SMOLLM2_GGUF)");
     };
     let t = std::time::Instant::now();
@@ -275,7 +310,9 @@ impl Progress for Bar {
 
 fn attack(a: RunArgs) -> Result<ExitCode> {
     let Some(target) = a.target.clone() else {
-        bail!("--target URL is required (or a subcommand: suites, refusal-eval, serve-model); see `assay redteam --help`");
+        bail!(
+            "--target URL is required (or a subcommand: suites, refusal-eval, serve-model); see `assay redteam --help`"
+        );
     };
     let mut suites = if a.suites.is_empty() && !a.suite_files.is_empty() {
         Vec::new()
@@ -283,7 +320,8 @@ fn attack(a: RunArgs) -> Result<ExitCode> {
         Suite::select(&a.suites)?
     };
     for f in &a.suite_files {
-        let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
         suites.push(Suite::parse(&f.display().to_string(), &text)?);
     }
     if a.concurrency == 0 {
@@ -317,9 +355,11 @@ fn attack(a: RunArgs) -> Result<ExitCode> {
     let pb = if show_bar {
         let pb = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
         pb.set_style(
-            ProgressStyle::with_template("{spinner} red-teaming {pos}/{len} [{bar:30}] {elapsed_precise} eta {eta} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{spinner} red-teaming {pos}/{len} [{bar:30}] {elapsed_precise} eta {eta} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         pb
     } else {
@@ -353,5 +393,9 @@ fn attack(a: RunArgs) -> Result<ExitCode> {
         Some(p) => std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))?,
         None => std::io::stdout().lock().write_all(text.as_bytes())?,
     }
-    Ok(if fail { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if fail {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -201,7 +201,10 @@ impl LocalModel {
             out.push(next);
             let text = self.tok.decode(&out);
             // Emit only complete characters (a token can end inside a UTF-8 sequence).
-            if !text.ends_with('\u{FFFD}') && text.len() > emitted.len() && text.starts_with(&emitted) {
+            if !text.ends_with('\u{FFFD}')
+                && text.len() > emitted.len()
+                && text.starts_with(&emitted)
+            {
                 on_text(&text[emitted.len()..]);
                 emitted = text;
             }
@@ -255,10 +258,7 @@ fn error(status: StatusCode, msg: &str) -> Response {
         .into_response()
 }
 
-async fn chat(
-    axum::extract::State(st): axum::extract::State<Arc<State>>,
-    body: Bytes,
-) -> Response {
+async fn chat(axum::extract::State(st): axum::extract::State<Arc<State>>, body: Bytes) -> Response {
     let req: ChatRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, &format!("invalid request: {e}")),
@@ -281,7 +281,9 @@ async fn chat(
         let st2 = st.clone();
         let id2 = id.clone();
         tokio::task::spawn_blocking(move || {
-            let Ok(mut model) = st2.model.lock() else { return };
+            let Ok(mut model) = st2.model.lock() else {
+                return;
+            };
             let name = model.name.clone();
             let chunk = |delta: Value, finish: Option<&str>| {
                 let v = json!({"id": id2, "object": "chat.completion.chunk", "created": created,
@@ -304,7 +306,10 @@ async fn chat(
     }
     let st2 = st.clone();
     let res = tokio::task::spawn_blocking(move || {
-        let mut model = st2.model.lock().map_err(|_| "model lock poisoned".to_string())?;
+        let mut model = st2
+            .model
+            .lock()
+            .map_err(|_| "model lock poisoned".to_string())?;
         let name = model.name.clone();
         model
             .complete(&req.messages, &sampling, |_| {})
@@ -343,7 +348,9 @@ pub fn router(model: LocalModel, opts: &ServeModelOptions) -> Router {
         default_max_tokens: opts.max_tokens,
         default_seed: opts.seed,
     });
-    let models = json!({"object": "list", "data": [{"id": name, "object": "model", "owned_by": "local"}]}).to_string();
+    let models =
+        json!({"object": "list", "data": [{"id": name, "object": "model", "owned_by": "local"}]})
+            .to_string();
     Router::new()
         .route("/v1/chat/completions", post(chat))
         .route(
@@ -363,12 +370,16 @@ pub fn serve_blocking(
     on_ready: impl FnOnce(SocketAddr),
 ) -> std::io::Result<()> {
     let app = router(model, opts);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let listen = opts.listen;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         on_ready(listener.local_addr()?);
-        axum::serve(listener, app).with_graceful_shutdown(shutdown()).await
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown())
+            .await
     })
 }
 

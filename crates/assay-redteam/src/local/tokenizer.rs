@@ -19,7 +19,8 @@ fn bytes_to_unicode() -> [char; 256] {
     let mut out = ['\0'; 256];
     let mut n = 0u32;
     for b in 0..256u32 {
-        let printable = (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+        let printable =
+            (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
         let c = if printable {
             b
         } else {
@@ -74,7 +75,10 @@ impl Tokenizer {
     pub fn encode(&self, text: &str) -> Vec<u32> {
         let mut ids = Vec::new();
         for piece in pre_tokenize(text) {
-            let mapped: String = piece.bytes().map(|b| self.byte_to_char[b as usize]).collect();
+            let mapped: String = piece
+                .bytes()
+                .map(|b| self.byte_to_char[b as usize])
+                .collect();
             for sym in self.bpe(&mapped) {
                 match self.vocab.get(&sym) {
                     Some(id) => ids.push(*id),
@@ -167,11 +171,12 @@ pub fn pre_tokenize(text: &str) -> Vec<&str> {
                 continue;
             }
         }
-        let (lead, cls) = if c == ' ' && i + 1 < chars.len() && class(chars[i + 1].1) != Class::Space {
-            (1, class(chars[i + 1].1))
-        } else {
-            (0, class(c))
-        };
+        let (lead, cls) =
+            if c == ' ' && i + 1 < chars.len() && class(chars[i + 1].1) != Class::Space {
+                (1, class(chars[i + 1].1))
+            } else {
+                (0, class(c))
+            };
         match cls {
             Class::Number => {
                 // Digits are split one by one, and the first split keeps a preceding
@@ -218,7 +223,10 @@ mod tests {
     #[test]
     fn pre_tokenizer_matches_gpt2_regex() {
         assert_eq!(pre_tokenize("Hello world"), ["Hello", " world"]);
-        assert_eq!(pre_tokenize("I'm 42!  ok\n\nHi"), ["I", "'m", " ", "4", "2", "!", " ", " ok", "\n", "\n", "Hi"]);
+        assert_eq!(
+            pre_tokenize("I'm 42!  ok\n\nHi"),
+            ["I", "'m", " ", "4", "2", "!", " ", " ok", "\n", "\n", "Hi"]
+        );
         assert_eq!(pre_tokenize("a  b"), ["a", " ", " b"]);
         assert_eq!(pre_tokenize("end  "), ["end", "  "]);
         assert_eq!(pre_tokenize("x  1"), ["x", "  ", "1"]);
