@@ -104,7 +104,11 @@ pub struct RunReport {
     pub canary: String,
     /// Unix time (seconds) the run started.
     pub started: u64,
+    /// Wall time of this invocation (results resumed from a state file took none).
     pub duration_secs: f64,
+    /// Results taken from the state file instead of being sent again.
+    #[serde(default)]
+    pub resumed: usize,
     pub summary: Summary,
     pub suites: Vec<SuiteReport>,
 }
@@ -187,6 +191,7 @@ impl RunReport {
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
             duration_secs: took.as_secs_f64(),
+            resumed: 0,
             summary: Summary {
                 probes,
                 succeeded,
@@ -218,8 +223,15 @@ impl RunReport {
         let mut o = String::new();
         let _ = writeln!(
             o,
-            "assay redteam: {} (seed {}, {:.1}s)",
-            self.target, self.seed, self.duration_secs
+            "assay redteam: {} (seed {}, {:.1}s{})",
+            self.target,
+            self.seed,
+            self.duration_secs,
+            if self.resumed > 0 {
+                format!(", {} results resumed from the state file", self.resumed)
+            } else {
+                String::new()
+            }
         );
         let _ = writeln!(o);
         let _ = writeln!(
@@ -335,7 +347,7 @@ impl RunReport {
         );
         let _ = write!(
             h,
-            "<header><h1>Red-team report</h1><p class=\"meta\">Target <code>{}</code>{} · seed {} · canary <code>{}</code> · {} probes in {:.1}s · assay {}</p></header>",
+            "<header><h1>Red-team report</h1><p class=\"meta\">Target <code>{}</code>{} · seed {} · canary <code>{}</code> · {} probes in {:.1}s{} · assay {}</p></header>",
             esc(&self.target),
             self.model.as_ref().map_or(String::new(), |m| format!(
                 " · model <code>{}</code>",
@@ -345,6 +357,11 @@ impl RunReport {
             esc(&self.canary),
             self.suites.iter().map(|s| s.results.len()).sum::<usize>(),
             self.duration_secs,
+            if self.resumed > 0 {
+                format!(" ({} resumed from a state file)", self.resumed)
+            } else {
+                String::new()
+            },
             esc(&self.tool.version)
         );
         // Headline cards.

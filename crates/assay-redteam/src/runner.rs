@@ -273,7 +273,8 @@ pub async fn run(
         .filter(|p| !state.done.contains_key(&p.id))
         .cloned()
         .collect();
-    progress.start(probes.len() as u64, (probes.len() - todo.len()) as u64);
+    let todo_len = todo.len();
+    progress.start(probes.len() as u64, (probes.len() - todo_len) as u64);
     let sem = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
     let pacer = Arc::new(Pacer {
         interval: cfg
@@ -317,14 +318,9 @@ pub async fn run(
         by_id.insert(r.id.clone(), r);
     }
     let ordered: Vec<ProbeResult> = probes.iter().filter_map(|p| by_id.remove(&p.id)).collect();
-    Ok(RunReport::build(
-        suites,
-        ordered,
-        &cfg,
-        &state.canary,
-        started,
-        t0.elapsed(),
-    ))
+    let mut report = RunReport::build(suites, ordered, &cfg, &state.canary, started, t0.elapsed());
+    report.resumed = probes.len() - todo_len;
+    Ok(report)
 }
 
 async fn run_probe(

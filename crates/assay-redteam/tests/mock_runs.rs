@@ -81,6 +81,7 @@ fn retries_budget_and_resume() {
     let r2 = run_blocking(&suites, &c, &NoProgress).unwrap();
     assert_eq!(m.requests.load(std::sync::atomic::Ordering::SeqCst), 12);
     assert_eq!(r2.suites.iter().map(|s| s.results.len()).sum::<usize>(), 9);
+    assert_eq!(r2.resumed, 5);
     // A different seed does not silently mix into the same state file.
     c.seed = 7;
     assert!(run_blocking(&suites, &c, &NoProgress).is_err());
