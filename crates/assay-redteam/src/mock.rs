@@ -6,6 +6,7 @@
 //!   attack that works by getting context or decoded instructions into the reply succeeds.
 //! - [`MockKind::Refusing`]: a well-behaved endpoint that never repeats its context and
 //!   declines every request.
+//! - [`MockKind::JudgeYes`]: an LLM judge that answers YES to everything.
 
 use crate::mutate::{decode_unicode_tags, rot13};
 use crate::openai::ChatRequest;
@@ -25,6 +26,8 @@ use std::sync::{Arc, LazyLock};
 pub enum MockKind {
     Leaky,
     Refusing,
+    /// A judge that answers YES to every question.
+    JudgeYes,
 }
 
 /// A running mock: its address and counters.
@@ -124,6 +127,7 @@ async fn chat(
             t
         }
         MockKind::Refusing => "I'm sorry, but I can't help with that request.".to_string(),
+        MockKind::JudgeYes => "YES".to_string(),
     };
     let v = json!({"id": "mock", "object": "chat.completion", "model": "mock",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]});

@@ -110,3 +110,51 @@ fn errors_are_reported_not_scored() {
             .contains("connection")
     );
 }
+
+#[test]
+fn judge_overrides_heuristics_where_it_applies() {
+    let target = mock::spawn(MockKind::Refusing, 0).unwrap();
+    let judge = mock::spawn(MockKind::JudgeYes, 0).unwrap();
+    let mut c = cfg(&target.url());
+    c.judge = Some(assay_redteam::runner::JudgeConfig {
+        url: judge.url(),
+        model: None,
+        api_key: None,
+    });
+    let suites = Suite::select(&["harmful".into(), "system-prompt-extraction".into()]).unwrap();
+    let r = run_blocking(&suites, &c, &NoProgress).unwrap();
+    let harmful = r.suites.iter().find(|s| s.name == "harmful").unwrap();
+    // The always-YES judge says every refusal complied: the judge decided.
+    assert_eq!(harmful.rate, 1.0);
+    let v = harmful.results[0].verdict.as_ref().unwrap();
+    assert_eq!(v.detector, "judge+complied");
+    assert!(v.detail.contains("heuristic: refused"));
+    // Canary checks are exact and never sent to the judge.
+    let spe = r
+        .suites
+        .iter()
+        .find(|s| s.name == "system-prompt-extraction")
+        .unwrap();
+    assert_eq!(spe.rate, 0.0);
+    assert_eq!(
+        judge.requests.load(std::sync::atomic::Ordering::SeqCst),
+        harmful.probes
+    );
+}
+
+#[test]
+fn rate_limit_paces_requests() {
+    let m = mock::spawn(MockKind::Leaky, 0).unwrap();
+    let mut c = cfg(&m.url());
+    c.rate = Some(40.0);
+    c.max_probes = Some(9);
+    let t = std::time::Instant::now();
+    let r = run_blocking(&Suite::builtin(), &c, &NoProgress).unwrap();
+    assert_eq!(r.summary.errors, 0);
+    // Nine requests 25 ms apart: at least 200 ms.
+    assert!(
+        t.elapsed() >= Duration::from_millis(200),
+        "{:?}",
+        t.elapsed()
+    );
+}
