@@ -58,6 +58,9 @@ pub enum Command {
     /// unreadable or unsupported input, a tensor that cannot be written exactly, or an
     /// existing output without --force.
     Convert(crate::cmd::convert::ConvertArgs),
+    /// Red-team an OpenAI-compatible chat endpoint with adversarial probe suites and
+    /// report the attack success rate (exit 1 above --fail-above).
+    Redteam(Box<crate::cmd::redteam::RedteamArgs>),
 }
 
 #[derive(clap::Args, Debug)]

@@ -50,5 +50,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Policy(a) => cmd::policy::run(a.command),
         Command::Diff(a) => cmd::diff::diff(a),
         Command::Convert(a) => cmd::convert::convert(a),
+        Command::Redteam(a) => cmd::redteam::run(*a),
     }
 }

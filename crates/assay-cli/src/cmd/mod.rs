@@ -5,6 +5,7 @@ pub mod convert;
 pub mod diff;
 pub mod firewall;
 pub mod policy;
+pub mod redteam;
 pub mod rules;
 pub mod scan;
 pub mod sign;
