@@ -81,7 +81,7 @@ pub fn scan(paths: &[PathBuf], opts: &ScanOptions) -> Result<Report, ScanError> 
             .sum();
         p.start(walked.inputs.len() as u64, total);
     }
-    let results: Vec<Result<(FileEntry, Vec<Finding>), ScanError>> = pool.install(|| {
+    let results: Vec<Result<(FileEntry, Vec<Finding>, TensorStage), ScanError>> = pool.install(|| {
         walked
             .inputs
             .par_iter()
@@ -90,10 +90,12 @@ pub fn scan(paths: &[PathBuf], opts: &ScanOptions) -> Result<Report, ScanError> 
     });
     let mut files = Vec::with_capacity(results.len());
     let mut findings = Vec::new();
+    let mut tensor = TensorStage::default();
     for r in results {
-        let (entry, f) = r?;
+        let (entry, f, t) = r?;
         files.push(entry);
         findings.extend(f);
+        tensor.incomplete |= t.incomplete;
     }
     // Folders as Hugging Face repositories: auto_map code, chat templates (crate::repo).
     findings.extend(pool.install(|| crate::repo::scan(paths, &walked.inputs, &mut files, &opts.limits)));
@@ -110,7 +112,7 @@ pub fn scan(paths: &[PathBuf], opts: &ScanOptions) -> Result<Report, ScanError> 
             references: vec!["CWE-59".into()],
         });
     }
-    let stages = stage_statuses(&files);
+    let stages = stage_statuses(&files, tensor);
     Ok(Report::new(
         crate::VERSION,
         opts.fail_on,
@@ -122,9 +124,16 @@ pub fn scan(paths: &[PathBuf], opts: &ScanOptions) -> Result<Report, ScanError> 
 
 /// Stages this build implements run over every file; the rest are reported as not run,
 /// so that a badge can never claim a complete scan that did not happen.
-fn stage_statuses(files: &[FileEntry]) -> BTreeMap<Stage, StageStatus> {
+fn stage_statuses(files: &[FileEntry], tensor: TensorStage) -> BTreeMap<Stage, StageStatus> {
     let incomplete = files.iter().any(|f| f.status == FileStatus::Incomplete);
     let ran = if incomplete {
+        StageStatus::Incomplete
+    } else {
+        StageStatus::Complete
+    };
+    // The tensor and backdoor stages run over every file that holds weights; a limit
+    // or an unread weight format makes them incomplete.
+    let tensor = if tensor.incomplete {
         StageStatus::Incomplete
     } else {
         StageStatus::Complete
@@ -134,17 +143,25 @@ fn stage_statuses(files: &[FileEntry]) -> BTreeMap<Stage, StageStatus> {
         .map(|s| {
             let st = match s {
                 Stage::Malware | Stage::Network | Stage::Integrity => ran,
-                Stage::Vulnerability | Stage::Backdoor | Stage::Tensor => StageStatus::NotRun,
+                Stage::Backdoor | Stage::Tensor => tensor,
+                Stage::Vulnerability => StageStatus::NotRun,
             };
             (*s, st)
         })
         .collect()
 }
 
+/// What the tensor stage did for one top-level file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TensorStage {
+    /// A limit cut the analysis short, or weights were in a format it does not read.
+    pub incomplete: bool,
+}
+
 fn scan_file(
     input: &walk::Input,
     opts: &ScanOptions,
-) -> Result<(FileEntry, Vec<Finding>), ScanError> {
+) -> Result<(FileEntry, Vec<Finding>, TensorStage), ScanError> {
     let unreadable = |source| ScanError::Unreadable {
         path: input.display.clone(),
         source,
@@ -195,7 +212,8 @@ fn scan_file(
         sha256: sha,
         status,
     };
-    Ok((entry, ctx.findings))
+    let tensor = ctx.tensor;
+    Ok((entry, ctx.findings, tensor))
 }
 
 /// SHA-256 of a file, streamed in 1 MiB reads (SHA-NI where the CPU has it).
@@ -314,6 +332,10 @@ pub struct FileScan<'l> {
     pub members: u64,
     /// Decompressed bytes produced so far.
     pub expanded: u64,
+    /// Bytes of weights analysed so far by the tensor stage, and searched for payloads.
+    pub tensor_bytes: u64,
+    pub payload_bytes: u64,
+    pub tensor: TensorStage,
 }
 
 impl<'l> FileScan<'l> {
@@ -325,6 +347,9 @@ impl<'l> FileScan<'l> {
             incomplete: false,
             members: 0,
             expanded: 0,
+            tensor_bytes: 0,
+            payload_bytes: 0,
+            tensor: TensorStage::default(),
         }
     }
 
@@ -403,6 +428,12 @@ impl<'l> FileScan<'l> {
             );
             return Format::Unknown;
         }
+        let format = self.dispatch(data, loc, depth);
+        crate::analyze::tensor::scan(self, data, loc, depth, format);
+        format
+    }
+
+    fn dispatch(&mut self, data: &[u8], loc: &Loc, depth: u32) -> Format {
         match sniff(data) {
             Sniffed::Executable(kind) => {
                 self.add(

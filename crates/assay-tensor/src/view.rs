@@ -221,6 +221,9 @@ pub struct Unclaimed<'a> {
     pub member: Option<String>,
     /// What the bytes are, in words: `"storage 3 bytes 96..128 not used by any tensor"`.
     pub what: String,
+    /// After the last storage of a legacy checkpoint: the writer never puts bytes there
+    /// (a storage's unused part, by contrast, is what `torch.save` writes for a view).
+    pub trailing: bool,
 }
 
 /// A tensor (or a part of the file) the view could not describe.

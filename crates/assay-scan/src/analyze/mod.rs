@@ -12,6 +12,7 @@ pub mod safetensors;
 pub mod savedmodel;
 pub mod secrets;
 pub mod tar;
+pub mod tensor;
 pub mod template;
 pub mod text;
 pub mod zip;
