@@ -81,7 +81,7 @@ pub fn scan(paths: &[PathBuf], opts: &ScanOptions) -> Result<Report, ScanError> 
             .sum();
         p.start(walked.inputs.len() as u64, total);
     }
-    let results: Vec<Result<(FileEntry, Vec<Finding>, TensorStage), ScanError>> = pool.install(|| {
+    let results: Vec<Result<FileResult, ScanError>> = pool.install(|| {
         walked
             .inputs
             .par_iter()
@@ -151,6 +151,9 @@ fn stage_statuses(files: &[FileEntry], tensor: TensorStage) -> BTreeMap<Stage, S
         .collect()
 }
 
+/// One top-level file's entry, findings and tensor-stage outcome.
+type FileResult = (FileEntry, Vec<Finding>, TensorStage);
+
 /// What the tensor stage did for one top-level file.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TensorStage {
@@ -158,10 +161,7 @@ pub struct TensorStage {
     pub incomplete: bool,
 }
 
-fn scan_file(
-    input: &walk::Input,
-    opts: &ScanOptions,
-) -> Result<(FileEntry, Vec<Finding>, TensorStage), ScanError> {
+fn scan_file(input: &walk::Input, opts: &ScanOptions) -> Result<FileResult, ScanError> {
     let unreadable = |source| ScanError::Unreadable {
         path: input.display.clone(),
         source,

@@ -44,7 +44,7 @@ impl Default for Limits {
             bomb_min_size: 32 << 20,
             spill_threshold: 64 << 20,
             max_tensor_bytes_per_file: 256 << 30,
-            max_payload_search_bytes_per_file: 64 << 30,
+            max_payload_search_bytes_per_file: 16 << 30,
             pickle: PickleLimits::default(),
             zip: ZipLimits::default(),
             tar: TarLimits::default(),

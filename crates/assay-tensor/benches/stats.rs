@@ -20,7 +20,10 @@ fn weights(n: usize, dtype: Dtype) -> Vec<u8> {
     };
     let mut out = Vec::with_capacity(n * 4);
     for _ in 0..n {
-        let s: f32 = (0..4).map(|_| (next() >> 40) as f32 / (1u64 << 24) as f32).sum::<f32>() - 2.0;
+        let s: f32 = (0..4)
+            .map(|_| (next() >> 40) as f32 / (1u64 << 24) as f32)
+            .sum::<f32>()
+            - 2.0;
         let v = s * 0.02;
         match dtype {
             Dtype::F32 => out.extend(v.to_le_bytes()),
@@ -49,11 +52,19 @@ fn time(label: &str, bytes: usize, mut f: impl FnMut()) {
         f();
         best = best.min(t.elapsed().as_secs_f64());
     }
-    println!("{label:<28} {:>8.2} GB/s  ({:.3} s for {} MB)", bytes as f64 / best / 1e9, best, bytes >> 20);
+    println!(
+        "{label:<28} {:>8.2} GB/s  ({:.3} s for {} MB)",
+        bytes as f64 / best / 1e9,
+        best,
+        bytes >> 20
+    );
 }
 
 fn main() {
-    let mb: usize = std::env::var("ASSAY_BENCH_MB").ok().and_then(|s| s.parse().ok()).unwrap_or(256);
+    let mb: usize = std::env::var("ASSAY_BENCH_MB")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(256);
     for dtype in [Dtype::F32, Dtype::BF16, Dtype::F16] {
         let size = dtype.size().unwrap();
         let n = (mb << 20) / size;

@@ -114,8 +114,14 @@ const PATTERNS: &[&[u8]] = &[
     b"#!/",
 ];
 
-static MATCHER: LazyLock<AhoCorasick> =
-    LazyLock::new(|| AhoCorasick::new(PATTERNS).expect("static patterns"));
+/// A full DFA: with many two-byte patterns no prefilter applies, and the DFA is the
+/// fastest automaton for them (the table is small for 18 short patterns).
+static MATCHER: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasick::builder()
+        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+        .build(PATTERNS)
+        .expect("static patterns")
+});
 
 fn u16_at(b: &[u8], at: usize, le: bool) -> Option<u16> {
     let a: [u8; 2] = b.get(at..at + 2)?.try_into().ok()?;
@@ -252,7 +258,39 @@ fn gzip(b: &[u8]) -> Option<(&'static str, String)> {
     }
 }
 
+/// A cheap look at what follows `PROTO n` before the symbolic unpickler runs: a pickle
+/// that names a callable starts with a `FRAME` of sane length (protocol 4+), or has a
+/// `GLOBAL module\nname\n` line or a short identifier string for `STACK_GLOBAL` near
+/// its start. Random bytes almost never do.
+fn pickle_plausible(b: &[u8]) -> bool {
+    let ident = |c: &u8| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'.';
+    if b.get(2) == Some(&0x95) {
+        let Some(len) = u32_at(b, 3, true).zip(u32_at(b, 7, true)) else {
+            return false;
+        };
+        return len.1 == 0 && len.0 >= 4 && (len.0 as usize) <= b.len().saturating_sub(11);
+    }
+    let head = &b[..b.len().min(64)];
+    head.iter().enumerate().any(|(i, &c)| match c {
+        b'c' => {
+            let m = head[i + 1..].iter().take_while(|c| ident(c)).count();
+            m >= 2 && head.get(i + 1 + m) == Some(&b'\n')
+        }
+        0x8c => {
+            let n = head.get(i + 1).copied().unwrap_or(0) as usize;
+            (2..=40).contains(&n)
+                && head
+                    .get(i + 2..i + 2 + n)
+                    .is_some_and(|s| s.iter().all(ident))
+        }
+        _ => false,
+    })
+}
+
 fn pickle_stream(b: &[u8]) -> Option<(&'static str, String)> {
+    if !pickle_plausible(b) {
+        return None;
+    }
     let limits = PickleLimits {
         max_opcodes: 100_000,
         max_pickles: 1,
@@ -329,20 +367,30 @@ fn hex(b: &[u8]) -> String {
         .join(" ")
 }
 
-/// A long printable run with the variety of real text (not a repeated byte).
+/// A long printable run with the variety of real text (not a repeated byte). A run of
+/// at least [`MIN_TEXT`] bytes covers a whole stretch between two multiples of half that
+/// length, so only those stretches are tested byte by byte.
 fn text_runs(buf: &[u8], limit: usize, mut hit: impl FnMut(usize, String) -> bool) {
-    let mut i = 0;
-    while i < limit {
-        if !printable(buf[i]) {
-            i += 1;
+    const STEP: usize = MIN_TEXT / 2;
+    let mut k = 0;
+    while k + STEP < buf.len() && k < limit {
+        if !(printable(buf[k])
+            && printable(buf[k + STEP])
+            && buf[k..k + STEP].iter().all(|&c| printable(c)))
+        {
+            k += STEP;
             continue;
         }
-        let start = i;
-        while i < buf.len() && printable(buf[i]) {
-            i += 1;
+        let mut start = k;
+        while start > 0 && printable(buf[start - 1]) {
+            start -= 1;
         }
-        let run = &buf[start..i];
-        if run.len() >= MIN_TEXT {
+        let mut end = k + STEP;
+        while end < buf.len() && printable(buf[end]) {
+            end += 1;
+        }
+        let run = &buf[start..end];
+        if start < limit && run.len() >= MIN_TEXT {
             let mut seen = [false; 128];
             run.iter().for_each(|&c| seen[c as usize] = true);
             let distinct = seen.iter().filter(|&&s| s).count();
@@ -356,13 +404,20 @@ fn text_runs(buf: &[u8], limit: usize, mut hit: impl FnMut(usize, String) -> boo
                 }
             }
         }
+        k = (end / STEP + 1) * STEP;
     }
 }
 
-/// Searches one plane buffer; `limit` is where this window's own part ends.
-fn search_buf(buf: &[u8], limit: usize, mut hit: impl FnMut(usize, &'static str, String) -> bool) {
+/// Searches one plane buffer; `limit` is where this window's own part ends. Long text
+/// runs are looked for only when `text` is set (byte planes and stored bytes).
+fn search_buf(
+    buf: &[u8],
+    limit: usize,
+    text: bool,
+    mut hit: impl FnMut(usize, &'static str, String) -> bool,
+) {
     let mut pickles = 0;
-    for m in MATCHER.find_overlapping_iter(buf) {
+    for m in MATCHER.find_iter(buf) {
         let at = m.start();
         if at >= limit {
             break;
@@ -374,13 +429,15 @@ fn search_buf(buf: &[u8], limit: usize, mut hit: impl FnMut(usize, &'static str,
                 continue;
             }
         }
-        if let Some((kind, detail)) = validate(p, &buf[at..]) {
-            if hit(at, kind, detail) {
-                return;
-            }
+        if let Some((kind, detail)) = validate(p, &buf[at..])
+            && hit(at, kind, detail)
+        {
+            return;
         }
     }
-    text_runs(buf, limit, |at, line| hit(at, "text or script", line));
+    if text {
+        text_runs(buf, limit, |at, line| hit(at, "text or script", line));
+    }
 }
 
 /// Planes searched for a dtype.
@@ -420,10 +477,23 @@ fn build(plane: Plane, el: &[u8], size: usize, endian: Endian, out: &mut Vec<u8>
     match plane {
         Plane::LowBytes { n, reversed } => {
             let n = n as usize;
-            for e in el.chunks_exact(size) {
-                for j in 0..n {
-                    let k = if reversed { n - 1 - j } else { j };
-                    out.push(e[low(k)]);
+            let count = el.len() / size;
+            out.resize(count * n, 0);
+            // Indices of the low bytes in plane order, for this byte order.
+            let mut idx = [0usize; 8];
+            for (j, slot) in idx.iter_mut().enumerate().take(n) {
+                *slot = low(if reversed { n - 1 - j } else { j });
+            }
+            let contiguous = idx[..n].iter().enumerate().all(|(j, &k)| k == j);
+            if contiguous {
+                for (o, e) in out.chunks_exact_mut(n).zip(el.chunks_exact(size)) {
+                    o.copy_from_slice(&e[..n]);
+                }
+            } else {
+                for (o, e) in out.chunks_exact_mut(n).zip(el.chunks_exact(size)) {
+                    for (dst, &k) in o.iter_mut().zip(&idx[..n]) {
+                        *dst = e[k];
+                    }
                 }
             }
         }
@@ -431,23 +501,25 @@ fn build(plane: Plane, el: &[u8], size: usize, endian: Endian, out: &mut Vec<u8>
             let (n, mask) = (u32::from(n), (1u64 << n) - 1);
             let (mut acc, mut bits) = (0u64, 0u32);
             let l0 = low(0);
-            for e in el.chunks_exact(size) {
-                let v = u64::from(e[l0]) & mask;
-                if lsb_first {
-                    // Element bit 0 first, filling each byte from its LSB.
-                    acc |= v << bits;
+            out.reserve(el.len() / size * n as usize / 8 + 1);
+            if lsb_first {
+                // Element bit 0 first, filling each byte from its LSB.
+                for e in el.chunks_exact(size) {
+                    acc |= (u64::from(e[l0]) & mask) << bits;
                     bits += n;
-                    while bits >= 8 {
+                    if bits >= 8 {
                         out.push(acc as u8);
                         acc >>= 8;
                         bits -= 8;
                     }
-                } else {
-                    acc = (acc << n) | v;
+                }
+            } else {
+                for e in el.chunks_exact(size) {
+                    acc = (acc << n) | (u64::from(e[l0]) & mask);
                     bits += n;
-                    while bits >= 8 {
-                        out.push((acc >> (bits - 8)) as u8);
+                    if bits >= 8 {
                         bits -= 8;
+                        out.push((acc >> bits) as u8);
                         acc &= (1u64 << bits) - 1;
                     }
                 }
@@ -481,7 +553,8 @@ pub fn search_tensor(t: &Tensor) -> Vec<PayloadHit> {
                 Plane::Raw => own_end - start,
             };
             let limit = if end == n { buf.len() } else { own };
-            search_buf(&buf, limit, |at, kind, detail| {
+            let text = !matches!(plane, Plane::LowBits { .. });
+            search_buf(&buf, limit, text, |at, kind, detail| {
                 if hits.iter().any(|h| h.kind == kind) {
                     return false;
                 }
@@ -508,7 +581,7 @@ pub fn search_tensor(t: &Tensor) -> Vec<PayloadHit> {
 /// Searches bytes as stored (bytes no tensor covers).
 pub fn search_bytes(data: &[u8]) -> Vec<PayloadHit> {
     let mut hits = Vec::new();
-    search_buf(data, data.len(), |at, kind, detail| {
+    search_buf(data, data.len(), true, |at, kind, detail| {
         if hits.iter().any(|h: &PayloadHit| h.kind == kind) {
             return false;
         }

@@ -7,7 +7,7 @@
 //! Statistics cover the elements stored in [`Tensor::data`] (for a strided PyTorch view,
 //! every element of the span it covers), in storage order.
 
-use crate::dtype::{Dtype, Endian, decode_one, f16_to_f32};
+use crate::dtype::{Dtype, Endian, decode_one};
 use crate::view::Tensor;
 
 /// What one pass over a floating-point tensor found.
@@ -119,49 +119,35 @@ pub fn stats(t: &Tensor) -> Option<Stats> {
     }
     let b = t.bytes();
     Some(match (t.dtype, t.endian) {
-        (Dtype::F32, Endian::Little) => f32_bits(
-            b.chunks_exact(4)
-                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-            true,
-        ),
-        (Dtype::BF16, Endian::Little) => f32_bits(
-            b.chunks_exact(2)
-                .map(|c| u32::from(u16::from_le_bytes([c[0], c[1]])) << 16),
-            false,
-        ),
+        (Dtype::F32, Endian::Little) => f32_bits::<4, true>(b, widen_f32),
+        (Dtype::BF16, Endian::Little) => f32_bits::<2, false>(b, widen_bf16),
         (Dtype::F16, Endian::Little) => f16_bits(b),
         _ => generic(t.dtype, t.endian, b),
     })
 }
 
-/// `F32` (and `BF16` widened to `F32`) bit patterns.
-fn f32_bits(mut it: impl Iterator<Item = u32>, track_bf16: bool) -> Stats {
+/// `F32` (and `BF16` widened to `F32`) elements of `bytes`, `W` bytes each.
+fn f32_bits<const W: usize, const BF16_TRACK: bool>(
+    bytes: &[u8],
+    widen: fn(&[u8]) -> u32,
+) -> Stats {
     let mut acc = Acc::new();
-    let mut first: Option<u32> = None;
-    let mut buf = [0u32; BLOCK];
-    loop {
-        let mut n = 0;
-        for (slot, v) in buf.iter_mut().zip(&mut it) {
-            *slot = v;
-            n += 1;
-        }
-        if n == 0 {
-            break;
-        }
-        let block = &buf[..n];
-        let f = *first.get_or_insert(block[0]);
-        let base = acc.count;
-        block_f32(block, f, track_bf16, base, &mut acc);
-        acc.count += n as u64;
-        if n < BLOCK {
-            break;
-        }
+    let first = bytes.get(..W).map(widen);
+    for (bi, block) in bytes.chunks(BLOCK * W).enumerate() {
+        block_f32::<W, BF16_TRACK>(block, widen, (bi * BLOCK) as u64, &mut acc);
     }
+    // Constant: one finite value throughout (±0 and NaN payloads aside).
+    acc.differ = u64::from(!(acc.nan + acc.inf == 0 && acc.min == acc.max && first.is_some()));
     acc.finish()
 }
 
-#[inline]
-fn block_f32(block: &[u32], first: u32, track_bf16: bool, base: u64, acc: &mut Acc) {
+#[inline(always)]
+fn block_f32<const W: usize, const BF16_TRACK: bool>(
+    block: &[u8],
+    widen: fn(&[u8]) -> u32,
+    base: u64,
+    acc: &mut Acc,
+) {
     let mut s1 = [0f32; LANES];
     let mut s2 = [0f32; LANES];
     let mut s3 = [0f32; LANES];
@@ -170,61 +156,49 @@ fn block_f32(block: &[u32], first: u32, track_bf16: bool, base: u64, acc: &mut A
     let mut mx = [f32::NEG_INFINITY; LANES];
     let mut nonfinite = [0u32; LANES];
     let mut zeros = [0u32; LANES];
-    let mut sub = [0u32; LANES];
-    let mut differ = [0u32; LANES];
+    let mut tiny = [0u32; LANES];
     let mut exact = [0u32; LANES];
     let mut full = [0u32; LANES];
-    let chunks = block.chunks_exact(LANES);
+    let chunks = block.chunks_exact(W * LANES);
     let rest = chunks.remainder();
-    for c in chunks {
-        for l in 0..LANES {
-            let bits = c[l];
-            let abs = bits & 0x7fff_ffff;
-            let finite = abs < 0x7f80_0000;
-            let x = f32::from_bits(bits);
-            let xf = if finite { x } else { 0.0 };
-            let x2 = xf * xf;
-            s1[l] += xf;
-            s2[l] += x2;
-            s3[l] += x2 * xf;
-            s4[l] += x2 * x2;
-            mn[l] = mn[l].min(if finite { x } else { f32::INFINITY });
-            mx[l] = mx[l].max(if finite { x } else { f32::NEG_INFINITY });
-            nonfinite[l] += u32::from(!finite);
-            zeros[l] += u32::from(abs == 0);
-            sub[l] += u32::from(abs != 0 && abs < 0x0080_0000);
-            differ[l] += u32::from(bits != first);
+    let mut lane = |l: usize, bits: u32| {
+        let abs = bits & 0x7fff_ffff;
+        let exp = abs >> 23;
+        let finite = exp != 0xff;
+        let x = f32::from_bits(bits);
+        let xf = if finite { x } else { 0.0 };
+        let x2 = xf * xf;
+        s1[l] += xf;
+        s2[l] += x2;
+        s3[l] += x2 * xf;
+        s4[l] += x2 * x2;
+        mn[l] = mn[l].min(if finite { x } else { f32::INFINITY });
+        mx[l] = mx[l].max(if finite { x } else { f32::NEG_INFINITY });
+        nonfinite[l] += u32::from(!finite);
+        zeros[l] += u32::from(abs == 0);
+        tiny[l] += u32::from(exp == 0);
+        if BF16_TRACK {
             let ex = abs != 0 && bits & 0xffff == 0;
             exact[l] += u32::from(ex);
             full[l] += u32::from(ex && bits & 0x000f_0000 != 0);
         }
-    }
-    let mut nf = nonfinite.iter().sum::<u32>();
-    let mut sb = sub.iter().sum::<u32>();
-    for &bits in rest {
-        let abs = bits & 0x7fff_ffff;
-        let finite = abs < 0x7f80_0000;
-        let xf = if finite { f32::from_bits(bits) } else { 0.0 };
-        s1[0] += xf;
-        s2[0] += xf * xf;
-        s3[0] += xf * xf * xf;
-        s4[0] += xf * xf * xf * xf;
-        if finite {
-            mn[0] = mn[0].min(xf);
-            mx[0] = mx[0].max(xf);
+    };
+    for c in chunks {
+        for l in 0..LANES {
+            lane(l, widen(&c[l * W..l * W + W]));
         }
-        nf += u32::from(!finite);
-        zeros[0] += u32::from(abs == 0);
-        sb += u32::from(abs != 0 && abs < 0x0080_0000);
-        differ[0] += u32::from(bits != first);
-        let ex = abs != 0 && bits & 0xffff == 0;
-        exact[0] += u32::from(ex);
-        full[0] += u32::from(ex && bits & 0x000f_0000 != 0);
     }
+    for e in rest.chunks_exact(W) {
+        lane(0, widen(e));
+    }
+    let n = (block.len() / W) as u64;
+    let nf: u64 = nonfinite.iter().map(|&v| u64::from(v)).sum();
+    let z: u64 = zeros.iter().map(|&v| u64::from(v)).sum();
+    let sb = tiny.iter().map(|&v| u64::from(v)).sum::<u64>() - z;
     // Rare events: find the first index only in the block that has one.
     if nf > 0 {
-        for (i, &bits) in block.iter().enumerate() {
-            let abs = bits & 0x7fff_ffff;
+        for (i, e) in block.chunks_exact(W).enumerate() {
+            let abs = widen(e) & 0x7fff_ffff;
             if abs > 0x7f80_0000 {
                 acc.nan += 1;
             } else if abs == 0x7f80_0000 {
@@ -237,15 +211,17 @@ fn block_f32(block: &[u32], first: u32, track_bf16: bool, base: u64, acc: &mut A
     }
     if sb > 0 && acc.first_subnormal.is_none() {
         acc.first_subnormal = block
-            .iter()
-            .position(|&b| {
-                let a = b & 0x7fff_ffff;
+            .chunks_exact(W)
+            .position(|e| {
+                let a = widen(e) & 0x7fff_ffff;
                 a != 0 && a < 0x0080_0000
             })
             .map(|i| base + i as u64);
     }
-    acc.subnormal += u64::from(sb);
-    acc.finite += block.len() as u64 - u64::from(nf);
+    acc.count += n;
+    acc.subnormal += sb;
+    acc.zeros += z;
+    acc.finite += n - nf;
     acc.s1 += s1.iter().map(|&v| f64::from(v)).sum::<f64>();
     acc.s2 += s2.iter().map(|&v| f64::from(v)).sum::<f64>();
     acc.s3 += s3.iter().map(|&v| f64::from(v)).sum::<f64>();
@@ -257,46 +233,52 @@ fn block_f32(block: &[u32], first: u32, track_bf16: bool, base: u64, acc: &mut A
         mx.iter()
             .fold(f64::NEG_INFINITY, |a, &v| a.max(f64::from(v))),
     );
-    acc.zeros += zeros.iter().map(|&v| u64::from(v)).sum::<u64>();
-    acc.differ += differ.iter().map(|&v| u64::from(v)).sum::<u64>();
-    if track_bf16 {
+    if BF16_TRACK {
         acc.bf16_exact += exact.iter().map(|&v| u64::from(v)).sum::<u64>();
         acc.bf16_full += full.iter().map(|&v| u64::from(v)).sum::<u64>();
     }
 }
 
-/// `F16`: classified on its own bits (subnormals below 2^-14 are normal in fp16 weights),
-/// values through the conversion table.
-fn f16_bits(b: &[u8]) -> Stats {
-    let mut acc = Acc::new();
-    let first = b.get(..2).map(|c| u16::from_le_bytes([c[0], c[1]]));
-    let mut buf = [0u32; BLOCK];
-    for (bi, block) in b.chunks(BLOCK * 2).enumerate() {
-        let base = (bi * BLOCK) as u64;
-        let mut n = 0;
-        for (slot, c) in buf.iter_mut().zip(block.chunks_exact(2)) {
-            let h = u16::from_le_bytes([c[0], c[1]]);
-            let a = h & 0x7fff;
-            if a != 0 && a < 0x0400 {
-                acc.subnormal += 1;
-                acc.first_subnormal.get_or_insert(base + n as u64);
-            }
-            if Some(h) != first {
-                acc.differ += 1;
-            }
-            *slot = f16_to_f32(h).to_bits();
-            n += 1;
-        }
-        // Reuse the f32 lanes for everything else; f16 subnormals widen to normal f32.
-        let (sub, first_sub, differ) = (acc.subnormal, acc.first_subnormal, acc.differ);
-        let f = buf[0];
-        block_f32(&buf[..n], f, false, base, &mut acc);
-        acc.subnormal = sub;
-        acc.first_subnormal = first_sub;
-        acc.differ = differ;
-        acc.count += n as u64;
+fn widen_f32(e: &[u8]) -> u32 {
+    u32::from_le_bytes([e[0], e[1], e[2], e[3]])
+}
+
+fn widen_bf16(e: &[u8]) -> u32 {
+    u32::from(u16::from_le_bytes([e[0], e[1]])) << 16
+}
+
+/// fp16 to fp32 without a table (vectorisable): the exponent and mantissa shifted into
+/// place and rebased by 2^112 (exact for normals and subnormals), infinities and NaN
+/// patched.
+fn widen_f16(e: &[u8]) -> u32 {
+    let h = u32::from(u16::from_le_bytes([e[0], e[1]]));
+    let sign = (h & 0x8000) << 16;
+    let em = h & 0x7fff;
+    let v = (f32::from_bits(em << 13) * f32::from_bits(0x7780_0000)).to_bits();
+    sign | if em >= 0x7c00 {
+        0x7f80_0000 | ((em & 0x3ff) << 13)
+    } else {
+        v
     }
-    acc.finish()
+}
+
+/// `F16`: values through the conversion table; subnormals counted on the fp16 bits
+/// (below 2^-14, normal in fp16 weights), not on the widened value.
+fn f16_bits(b: &[u8]) -> Stats {
+    let mut st = f32_bits::<2, false>(b, widen_f16);
+    let is_sub = |c: &[u8]| {
+        let a = u16::from_le_bytes([c[0], c[1]]) & 0x7fff;
+        a != 0 && a < 0x0400
+    };
+    let n = b.chunks_exact(2).filter(|c| is_sub(c)).count() as u64;
+    let first = if n > 0 {
+        b.chunks_exact(2).position(is_sub).map(|i| i as u64)
+    } else {
+        None
+    };
+    st.subnormal = n;
+    st.first_subnormal = first;
+    st
 }
 
 /// Every other float type, element by element.
@@ -364,6 +346,7 @@ fn generic(dtype: Dtype, endian: Endian, b: &[u8]) -> Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dtype::f16_to_f32;
     use crate::view::{Bytes, Tensor};
 
     fn tensor(dtype: Dtype, bytes: &[u8]) -> Tensor<'_> {
@@ -428,6 +411,13 @@ mod tests {
         let s = stats(&tensor(Dtype::F16, &ones)).unwrap();
         assert!(s.constant);
         assert_eq!(s.mean, 1.0);
+        for h in [
+            0u16, 1, 0x3ff, 0x400, 0x3c00, 0x7bff, 0x7c00, 0x7e01, 0x8001, 0xfbff,
+        ] {
+            let w = f32::from_bits(widen_f16(&h.to_le_bytes()));
+            let t = f16_to_f32(h);
+            assert!(w == t || (w.is_nan() && t.is_nan()), "{h:#x}: {w} vs {t}");
+        }
         let sub16: Vec<u8> = [0x01u8, 0x00].repeat(10);
         assert_eq!(stats(&tensor(Dtype::F16, &sub16)).unwrap().subnormal, 10);
     }

@@ -17,13 +17,11 @@ fn load(rel: &str) -> Vec<u8> {
     .unwrap()
 }
 
+type Hits = Vec<(String, &'static str, Plane)>;
+type Regions = Vec<(String, RegionKind)>;
+
 /// (tensor, hit kind, plane) for every payload hit; (tensor, region kind) for regions.
-fn analyse(
-    rel: &str,
-) -> (
-    Vec<(String, &'static str, Plane)>,
-    Vec<(String, RegionKind)>,
-) {
+fn analyse(rel: &str) -> (Hits, Regions) {
     let bytes = load(rel);
     let file = read(&bytes, &ReadLimits::default()).unwrap();
     assert!(file.problems.is_empty(), "{rel}: {:?}", file.problems);

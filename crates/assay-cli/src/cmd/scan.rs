@@ -13,7 +13,7 @@ pub fn scan(a: ScanArgs) -> Result<ExitCode> {
     let attest = crate::cmd::sign::ScanAttest::prepare(&a)?;
     let fail_on = a.fail_on.severity();
     let bar = (!a.quiet && io::stderr().is_terminal()).then(progress::Bar::new);
-    let opts = assay_scan::ScanOptions {
+    let mut opts = assay_scan::ScanOptions {
         jobs: a.jobs.unwrap_or(0),
         fail_on,
         progress: bar.as_ref().map(|b| b as &dyn assay_scan::Progress),
@@ -21,6 +21,9 @@ pub fn scan(a: ScanArgs) -> Result<ExitCode> {
         hash_files: a.format == OutputFormat::Json || attest.is_some(),
         ..Default::default()
     };
+    if let Some(n) = a.max_payload_search {
+        opts.limits.max_payload_search_bytes_per_file = n;
+    }
     let report = assay_scan::scan(&a.paths, &opts)?;
     if let Some(b) = &bar {
         b.finish();

@@ -12,8 +12,8 @@ pub mod safetensors;
 pub mod savedmodel;
 pub mod secrets;
 pub mod tar;
-pub mod tensor;
 pub mod template;
+pub mod tensor;
 pub mod text;
 pub mod zip;
 

@@ -120,7 +120,7 @@ fn external_files(model_path: &str, data: &[u8]) -> Vec<(String, Blob)> {
             .collect();
         if location.starts_with(['/', '\\', '~'])
             || location.as_bytes().get(1) == Some(&b':')
-            || parts.iter().any(|c| *c == "..")
+            || parts.contains(&"..")
             || parts.is_empty()
         {
             continue;
@@ -492,8 +492,9 @@ fn outliers(
     results: &[Analysis],
     counts: &mut BTreeMap<&'static str, usize>,
 ) {
-    let mut groups: BTreeMap<(String, &'static str, Vec<u64>), Vec<(usize, &Stats)>> =
-        BTreeMap::new();
+    // (role, dtype, shape) → (index, stats) of its members
+    type Role = (String, &'static str, Vec<u64>);
+    let mut groups: BTreeMap<Role, Vec<(usize, &Stats)>> = BTreeMap::new();
     for (i, (t, a)) in tensors.iter().zip(results).enumerate() {
         let (Some(s), Some(r)) = (&a.stats, role(&t.name)) else {
             continue;
@@ -510,7 +511,8 @@ fn outliers(
         if members.len() < MIN_GROUP {
             continue;
         }
-        let metrics: [(&str, fn(&Stats) -> f64); 2] = [
+        type Metric = fn(&Stats) -> f64;
+        let metrics: [(&str, Metric); 2] = [
             ("std", |s| s.std),
             ("max |x|", |s| s.min.abs().max(s.max.abs())),
         ];
