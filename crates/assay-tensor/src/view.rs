@@ -141,7 +141,9 @@ impl<'a> Tensor<'a> {
 
     /// Calls `f` with the tensor's values as `f32`, in row-major order, in batches of at
     /// most 4096 (no copy of the whole tensor). Floats of every width, integers and bool
-    /// convert; complex, packed and quantised types are refused.
+    /// convert; complex, packed and quantised types are refused. It visits
+    /// [`Tensor::numel`] elements: a stride-0 (broadcast) view can have far more elements
+    /// than bytes, so callers bound `numel()` first.
     pub fn for_each_f32(&self, mut f: impl FnMut(&[f32])) -> Result<(), ValueError> {
         if !self.dtype.is_numeric() {
             return Err(ValueError::NotNumeric(self.dtype.name()));
