@@ -83,6 +83,11 @@ pub struct ScanArgs {
     /// No progress bar; human output shows only findings at or above --fail-on.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Bytes of weights per file whose low-order bytes and bits are searched for hidden
+    /// payloads (the slow part of the tensor stage, about 60 MB/s per core); tensors
+    /// past it are reported and the stage is marked incomplete [default: 16 GiB].
+    #[arg(long, value_name = "BYTES")]
+    pub max_payload_search: Option<u64>,
     /// Write a signed scan attestation (needs --key and exactly one model path).
     #[arg(long, requires = "key")]
     pub attest: bool,

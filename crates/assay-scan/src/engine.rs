@@ -91,8 +91,7 @@ pub fn scan(paths: &[PathBuf], opts: &ScanOptions) -> Result<Report, ScanError> 
             .sum();
         p.start(walked.inputs.len() as u64, total);
     }
-    type FileResult = Result<(FileEntry, Vec<Finding>, Vec<Fact>), ScanError>;
-    let results: Vec<FileResult> = pool.install(|| {
+    let results: Vec<Result<FileResult, ScanError>> = pool.install(|| {
         walked
             .inputs
             .par_iter()
@@ -102,11 +101,13 @@ pub fn scan(paths: &[PathBuf], opts: &ScanOptions) -> Result<Report, ScanError> 
     let mut files = Vec::with_capacity(results.len());
     let mut findings = Vec::new();
     let mut facts = Vec::new();
+    let mut tensor = TensorStage::default();
     for r in results {
-        let (entry, f, k) = r?;
+        let (entry, f, k, t) = r?;
         files.push(entry);
         findings.extend(f);
         facts.extend(k);
+        tensor.incomplete |= t.incomplete;
     }
     // Folders as Hugging Face repositories: auto_map code, chat templates (crate::repo).
     let (repo_findings, repo_facts) =
@@ -129,7 +130,7 @@ pub fn scan(paths: &[PathBuf], opts: &ScanOptions) -> Result<Report, ScanError> 
             references: vec!["CWE-59".into()],
         });
     }
-    let stages = stage_statuses(&files, vulnerability.complete);
+    let stages = stage_statuses(&files, vulnerability.complete, tensor);
     Ok(Report::new(
         crate::VERSION,
         opts.fail_on,
@@ -144,9 +145,17 @@ pub fn scan(paths: &[PathBuf], opts: &ScanOptions) -> Result<Report, ScanError> 
 fn stage_statuses(
     files: &[FileEntry],
     vulnerability_complete: bool,
+    tensor: TensorStage,
 ) -> BTreeMap<Stage, StageStatus> {
     let incomplete = files.iter().any(|f| f.status == FileStatus::Incomplete);
     let ran = if incomplete {
+        StageStatus::Incomplete
+    } else {
+        StageStatus::Complete
+    };
+    // The tensor and backdoor stages run over every file that holds weights; a limit
+    // or an unread weight format makes them incomplete.
+    let tensor = if tensor.incomplete {
         StageStatus::Incomplete
     } else {
         StageStatus::Complete
@@ -160,17 +169,24 @@ fn stage_statuses(
                 // unreadable manifest makes it incomplete, as does any incomplete file.
                 Stage::Vulnerability if vulnerability_complete => ran,
                 Stage::Vulnerability => StageStatus::Incomplete,
-                Stage::Backdoor | Stage::Tensor => StageStatus::NotRun,
+                Stage::Backdoor | Stage::Tensor => tensor,
             };
             (*s, st)
         })
         .collect()
 }
 
-fn scan_file(
-    input: &walk::Input,
-    opts: &ScanOptions,
-) -> Result<(FileEntry, Vec<Finding>, Vec<Fact>), ScanError> {
+/// One top-level file's entry, findings, recorded facts and tensor-stage outcome.
+type FileResult = (FileEntry, Vec<Finding>, Vec<Fact>, TensorStage);
+
+/// What the tensor stage did for one top-level file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TensorStage {
+    /// A limit cut the analysis short, or weights were in a format it does not read.
+    pub incomplete: bool,
+}
+
+fn scan_file(input: &walk::Input, opts: &ScanOptions) -> Result<FileResult, ScanError> {
     let unreadable = |source| ScanError::Unreadable {
         path: input.display.clone(),
         source,
@@ -230,7 +246,7 @@ fn scan_file(
             kind,
         })
         .collect();
-    Ok((entry, ctx.findings, facts))
+    Ok((entry, ctx.findings, facts, ctx.tensor))
 }
 
 /// SHA-256 of a file, streamed in 1 MiB reads (SHA-NI where the CPU has it).
@@ -374,6 +390,10 @@ pub struct FileScan<'l> {
     pub expanded: u64,
     /// Artifact features and recorded versions, with the member they were found in.
     pub facts: Vec<(FactKind, Option<String>)>,
+    /// Bytes of weights analysed so far by the tensor stage, and searched for payloads.
+    pub tensor_bytes: u64,
+    pub payload_bytes: u64,
+    pub tensor: TensorStage,
 }
 
 impl<'l> FileScan<'l> {
@@ -385,6 +405,9 @@ impl<'l> FileScan<'l> {
             incomplete: false,
             members: 0,
             expanded: 0,
+            tensor_bytes: 0,
+            payload_bytes: 0,
+            tensor: TensorStage::default(),
             facts: Vec::new(),
         }
     }
@@ -497,7 +520,24 @@ impl<'l> FileScan<'l> {
             );
             return Format::Unknown;
         }
-        let format = match sniff(data) {
+        let format = self.dispatch(data, loc, depth);
+        crate::analyze::tensor::scan(self, data, loc, depth, format);
+        use assay_advisories::Feature;
+        match format {
+            Format::PytorchZip | Format::PytorchLegacy | Format::PytorchTar => {
+                self.feature(Feature::TorchPickleCheckpoint, loc)
+            }
+            Format::TorchScript => self.feature(Feature::TorchScript, loc),
+            Format::Pickle | Format::Joblib | Format::Dill | Format::Cloudpickle => {
+                self.feature(Feature::Pickle, loc)
+            }
+            _ => {}
+        }
+        format
+    }
+
+    fn dispatch(&mut self, data: &[u8], loc: &Loc, depth: u32) -> Format {
+        match sniff(data) {
             Sniffed::Executable(kind) => {
                 self.add(
                     code::EXE001,
@@ -540,19 +580,7 @@ impl<'l> FileScan<'l> {
                 f => f,
             },
             Sniffed::Unknown => crate::analyze::text::scan(self, data, loc, depth),
-        };
-        use assay_advisories::Feature;
-        match format {
-            Format::PytorchZip | Format::PytorchLegacy | Format::PytorchTar => {
-                self.feature(Feature::TorchPickleCheckpoint, loc)
-            }
-            Format::TorchScript => self.feature(Feature::TorchScript, loc),
-            Format::Pickle | Format::Joblib | Format::Dill | Format::Cloudpickle => {
-                self.feature(Feature::Pickle, loc)
-            }
-            _ => {}
         }
-        format
     }
 
     /// Scans decompressed or extracted bytes held in a [`Blob`].

@@ -22,6 +22,12 @@ pub struct Limits {
     /// Decompressed data larger than this goes to an anonymous temporary file that is
     /// memory-mapped, so memory stays flat.
     pub spill_threshold: u64,
+    /// Bytes of weights whose statistics the tensor stage computes per top-level file
+    /// (at over 1 GB/s per core); tensors beyond are listed as not analysed (`TEN009`).
+    pub max_tensor_bytes_per_file: u64,
+    /// Bytes of float weights whose low-order planes are searched for hidden payloads
+    /// per top-level file (the search costs several passes per byte).
+    pub max_payload_search_bytes_per_file: u64,
     pub pickle: PickleLimits,
     pub zip: ZipLimits,
     pub tar: TarLimits,
@@ -37,6 +43,8 @@ impl Default for Limits {
             max_ratio: 200,
             bomb_min_size: 32 << 20,
             spill_threshold: 64 << 20,
+            max_tensor_bytes_per_file: 256 << 30,
+            max_payload_search_bytes_per_file: 16 << 30,
             pickle: PickleLimits::default(),
             zip: ZipLimits::default(),
             tar: TarLimits::default(),

@@ -25,16 +25,23 @@
 //!   inside the weight area, and [`Problem`]s: tensors that could not be described).
 //! - [`Tensor`]: name, [`Dtype`], [`Endian`], shape, strides (elements), bytes, and where
 //!   the bytes are (`range` in the file or in `member`).
+//! - [`stats`] and [`payload`]: the numeric statistics, hidden-payload search and
+//!   windowed region statistics that Assay's `tensor` and `backdoor` scan stages run.
 #![forbid(unsafe_code)]
 
 pub mod convert;
 pub mod diff;
 mod dtype;
+pub mod payload;
 mod read;
+pub mod stats;
 mod view;
 
 pub use dtype::{Dtype, Endian, bf16_to_f32, decode_f32, decode_one, f16_to_f32};
-pub use read::{ExternalData, MAX_PROBLEMS, ReadError, ReadLimits, detect, read, read_as};
+pub use read::{
+    ExternalData, MAX_PROBLEMS, ReadError, ReadLimits, detect, onnx_external_locations, read,
+    read_as,
+};
 pub use view::{
     Alias, Bytes, Problem, Tensor, TensorFile, TensorFormat, Unclaimed, ValueError,
     contiguous_strides, numel,

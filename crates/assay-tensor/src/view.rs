@@ -141,7 +141,9 @@ impl<'a> Tensor<'a> {
 
     /// Calls `f` with the tensor's values as `f32`, in row-major order, in batches of at
     /// most 4096 (no copy of the whole tensor). Floats of every width, integers and bool
-    /// convert; complex, packed and quantised types are refused.
+    /// convert; complex, packed and quantised types are refused. It visits
+    /// [`Tensor::numel`] elements: a stride-0 (broadcast) view can have far more elements
+    /// than bytes, so callers bound `numel()` first.
     pub fn for_each_f32(&self, mut f: impl FnMut(&[f32])) -> Result<(), ValueError> {
         if !self.dtype.is_numeric() {
             return Err(ValueError::NotNumeric(self.dtype.name()));
@@ -221,6 +223,9 @@ pub struct Unclaimed<'a> {
     pub member: Option<String>,
     /// What the bytes are, in words: `"storage 3 bytes 96..128 not used by any tensor"`.
     pub what: String,
+    /// After the last storage of a legacy checkpoint: the writer never puts bytes there
+    /// (a storage's unused part, by contrast, is what `torch.save` writes for a view).
+    pub trailing: bool,
 }
 
 /// A tensor (or a part of the file) the view could not describe.

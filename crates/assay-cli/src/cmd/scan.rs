@@ -28,7 +28,7 @@ pub fn scan(a: ScanArgs) -> Result<ExitCode> {
         warn_about(db, a.advisories_max_age);
     }
     let bar = (!a.quiet && io::stderr().is_terminal()).then(progress::Bar::new);
-    let opts = assay_scan::ScanOptions {
+    let mut opts = assay_scan::ScanOptions {
         jobs: a.jobs.unwrap_or(0),
         fail_on,
         progress: bar.as_ref().map(|b| b as &dyn assay_scan::Progress),
@@ -39,6 +39,9 @@ pub fn scan(a: ScanArgs) -> Result<ExitCode> {
         advisories_max_age_days: a.advisories_max_age,
         ..Default::default()
     };
+    if let Some(n) = a.max_payload_search {
+        opts.limits.max_payload_search_bytes_per_file = n;
+    }
     let report = assay_scan::scan(&a.paths, &opts)?;
     if let Some(b) = &bar {
         b.finish();

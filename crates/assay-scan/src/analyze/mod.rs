@@ -13,6 +13,7 @@ pub mod savedmodel;
 pub mod secrets;
 pub mod tar;
 pub mod template;
+pub mod tensor;
 pub mod text;
 pub mod zip;
 

@@ -455,8 +455,14 @@ mod sparse_tests {
         f.write_all(header.as_bytes()).unwrap();
         f.set_len(8 + header.len() as u64 + SIZE).unwrap();
         drop(f);
+        // The tensor stage would read all 10 GB of (sparse) weights; its limit is set to
+        // zero here so that only the structural scan runs.
         let opts = ScanOptions {
             hash_files: false,
+            limits: crate::Limits {
+                max_tensor_bytes_per_file: 0,
+                ..crate::Limits::default()
+            },
             ..ScanOptions::default()
         };
         let report = crate::scan(&[path], &opts).unwrap();

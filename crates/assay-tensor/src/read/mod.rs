@@ -5,6 +5,8 @@
 mod gguf;
 mod npy;
 mod onnx;
+
+pub use onnx::external_locations as onnx_external_locations;
 mod safetensors;
 mod torch;
 
@@ -44,6 +46,10 @@ pub enum ReadError {
     NotTensorFile,
     #[error("{0}")]
     Malformed(String),
+    /// The file is well-formed but holds no tensor data this view reads (a NumPy object,
+    /// string or structured array).
+    #[error("{0}")]
+    Unsupported(String),
     #[error("more than {0} tensors")]
     TooManyTensors(usize),
 }

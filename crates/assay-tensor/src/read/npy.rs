@@ -9,8 +9,10 @@ use assay_formats::zip;
 pub fn read_npy<'a>(data: &'a [u8], _limits: &ReadLimits) -> Result<TensorFile<'a>, ReadError> {
     let mut file = TensorFile::new(TensorFormat::Npy);
     let src = Source::Borrowed(data);
-    array(&src, "array", None, &mut file)
-        .map_err(|e| ReadError::Malformed(format!(".npy: {e}")))?;
+    array(&src, "array", None, &mut file).map_err(|e| match e {
+        NpyProblem::Unsupported(m) => ReadError::Unsupported(format!(".npy: {m}")),
+        NpyProblem::Bad(m) => ReadError::Malformed(format!(".npy: {m}")),
+    })?;
     Ok(file)
 }
 
@@ -38,11 +40,30 @@ pub fn read_npz<'a>(
                 continue;
             }
         };
-        if let Err(err) = array(&src, name, Some(&e.name), &mut file) {
-            file.problem(Some(name), Some(&e.name), err);
+        match array(&src, name, Some(&e.name), &mut file) {
+            Ok(()) | Err(NpyProblem::Unsupported(_)) => {}
+            Err(NpyProblem::Bad(err)) => file.problem(Some(name), Some(&e.name), err),
         }
     }
     Ok(file)
+}
+
+enum NpyProblem {
+    /// Not numeric data (object, string, structured, datetime arrays).
+    Unsupported(String),
+    Bad(String),
+}
+
+impl From<&str> for NpyProblem {
+    fn from(s: &str) -> Self {
+        NpyProblem::Bad(s.to_string())
+    }
+}
+
+impl From<String> for NpyProblem {
+    fn from(s: String) -> Self {
+        NpyProblem::Bad(s)
+    }
 }
 
 fn array<'a>(
@@ -50,13 +71,15 @@ fn array<'a>(
     name: &str,
     member: Option<&str>,
     file: &mut TensorFile<'a>,
-) -> Result<(), String> {
+) -> Result<(), NpyProblem> {
     let h = parse_header(src.all()).map_err(|e| e.to_string())?;
     if h.has_object {
-        return Err("object array (a pickle, not tensor data)".into());
+        return Err(NpyProblem::Unsupported(
+            "object array (a pickle, not tensor data)".into(),
+        ));
     }
-    let (dtype, endian) =
-        Dtype::from_numpy(&h.descr).ok_or_else(|| format!("dtype {:?} is not read", h.descr))?;
+    let (dtype, endian) = Dtype::from_numpy(&h.descr)
+        .ok_or_else(|| NpyProblem::Unsupported(format!("dtype {:?} is not numeric", h.descr)))?;
     let n = numel(&h.shape).ok_or("shape overflows")?;
     let len = dtype.bytes_for(n).ok_or("size overflows")?;
     let start = h.data_offset as u64;

@@ -293,3 +293,29 @@ fn initializer<'a>(
         member,
     });
 }
+
+/// The external-data locations of the main graph's initializers, in order, each once
+/// (so that a caller can decide which files to open before reading).
+pub fn external_locations(data: &[u8]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for f in Fields::new(data).map_while(Result::ok) {
+        let (GRAPH, Value::Len(g)) = (f.number, f.value) else {
+            continue;
+        };
+        for i in Fields::new(g).map_while(Result::ok) {
+            let (INITIALIZER, Value::Len(body)) = (i.number, i.value) else {
+                continue;
+            };
+            let Ok(p) = parse_tensor(body) else { continue };
+            if !p.external {
+                continue;
+            }
+            if let Some((_, l)) = p.entries.iter().find(|(k, _)| k == "location")
+                && !out.contains(l)
+            {
+                out.push(l.clone());
+            }
+        }
+    }
+    out
+}

@@ -150,6 +150,7 @@ fn uncovered<'a>(
                     "bytes {}..{} of storage {key:?} are not used by any tensor",
                     g.start, g.end
                 ),
+                trailing: false,
             });
         }
     }
@@ -373,6 +374,7 @@ pub fn read_legacy<'a>(data: &'a [u8], limits: &ReadLimits) -> Result<TensorFile
             range: pos as u64..data.len() as u64,
             member: None,
             what: format!("{} bytes follow the last storage", data.len() - pos),
+            trailing: true,
         });
     }
     Ok(file)
