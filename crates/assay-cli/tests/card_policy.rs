@@ -683,6 +683,17 @@ fn cyclonedx_bom_validates_against_the_official_schema() {
             .any(|v| v["id"].as_str().unwrap().starts_with("CVE-")),
         "no CVE ids"
     );
+    // Declared dependencies (fixtures/vuln manifests) are library components with a purl,
+    // the model depends on them.
+    let comps = doc["components"].as_array().unwrap();
+    let llama = comps
+        .iter()
+        .find(|c| c["type"] == "library" && c["version"] == "0.2.70")
+        .expect("llama-cpp-python==0.2.70 from fixtures/vuln as a component");
+    assert_eq!(llama["name"], "llama-cpp-python");
+    assert_eq!(llama["purl"], "pkg:pypi/llama-cpp-python@0.2.70");
+    let depends = doc["dependencies"][0]["dependsOn"].as_array().unwrap();
+    assert!(depends.contains(&llama["bom-ref"]), "{depends:?}");
 
     let schemas = root().join("crates/assay-cli/tests/data/cyclonedx");
     let script = "import json,sys,jsonschema,referencing\n\

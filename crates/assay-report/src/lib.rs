@@ -11,5 +11,6 @@ mod model;
 pub mod render;
 
 pub use model::{
-    FileEntry, FileStatus, Finding, Report, RuleDoc, Severity, Stage, StageStatus, Summary, Verdict,
+    Dependency, FileEntry, FileStatus, Finding, Report, RuleDoc, Severity, Stage, StageStatus,
+    Summary, Verdict,
 };

@@ -166,6 +166,39 @@ pub struct Report {
     pub summary: Summary,
     pub files: Vec<FileEntry>,
     pub findings: Vec<Finding>,
+    /// Packages the scanned model declares it needs (requirements files, pyproject.toml,
+    /// setup.cfg, Pipfile.lock, conda environments), as the vulnerability stage read them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<Dependency>,
+}
+
+/// One requirement declared by a manifest of the scanned model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dependency {
+    /// The package's PEP 503-normalised name (`llama-cpp-python`).
+    pub package: String,
+    /// The version constraint as PEP 440 text (`==0.2.70`, `>=1.16`, `""` for any).
+    pub spec: String,
+    /// The manifest that declares it, as shown in the report.
+    pub source: String,
+    /// 1-based line in the manifest (0 when unknown).
+    #[serde(default)]
+    pub line: usize,
+    /// The environment marker, when the requirement has one (not evaluated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marker: Option<String>,
+}
+
+impl Dependency {
+    /// The exact version when the constraint pins one (`==X` or `===X`, no wildcard).
+    pub fn pinned_version(&self) -> Option<&str> {
+        let v = self
+            .spec
+            .strip_prefix("===")
+            .or_else(|| self.spec.strip_prefix("=="))?
+            .trim();
+        (!v.is_empty() && !v.contains(['*', ',', ' '])).then_some(v)
+    }
 }
 
 impl Report {
@@ -210,7 +243,19 @@ impl Report {
             },
             files,
             findings,
+            dependencies: Vec::new(),
         }
+    }
+
+    /// The same report with the model's declared dependencies (sorted, duplicates
+    /// removed).
+    pub fn with_dependencies(mut self, mut dependencies: Vec<Dependency>) -> Report {
+        dependencies.sort_by(|a, b| {
+            (&a.package, &a.source, a.line, &a.spec).cmp(&(&b.package, &b.source, b.line, &b.spec))
+        });
+        dependencies.dedup();
+        self.dependencies = dependencies;
+        self
     }
 }
 

@@ -131,13 +131,10 @@ pub fn scan(paths: &[PathBuf], opts: &ScanOptions) -> Result<Report, ScanError> 
         });
     }
     let stages = stage_statuses(&files, vulnerability.complete, tensor);
-    Ok(Report::new(
-        crate::VERSION,
-        opts.fail_on,
-        files,
-        findings,
-        stages,
-    ))
+    Ok(
+        Report::new(crate::VERSION, opts.fail_on, files, findings, stages)
+            .with_dependencies(vulnerability.dependencies),
+    )
 }
 
 /// Stages this build implements run over every file; the rest are reported as not run,
@@ -575,10 +572,12 @@ impl<'l> FileScan<'l> {
             Sniffed::Onnx => crate::analyze::onnx::scan(self, data, loc, depth),
             Sniffed::TensorFlow(k) => crate::analyze::savedmodel::scan(self, k, data, loc, depth),
             Sniffed::Pickle => crate::analyze::pickle::scan(self, data, loc, depth, true),
-            Sniffed::MaybePickle => match crate::analyze::pickle::scan(self, data, loc, depth, false) {
-                Format::Unknown => crate::analyze::text::scan(self, data, loc, depth),
-                f => f,
-            },
+            Sniffed::MaybePickle => {
+                match crate::analyze::pickle::scan(self, data, loc, depth, false) {
+                    Format::Unknown => crate::analyze::text::scan(self, data, loc, depth),
+                    f => f,
+                }
+            }
             Sniffed::Unknown => crate::analyze::text::scan(self, data, loc, depth),
         }
     }

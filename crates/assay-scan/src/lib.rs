@@ -14,18 +14,18 @@ pub mod rules;
 mod vulnerability;
 mod walk;
 
-pub use assay_report::{Finding, Report, Severity, Stage};
-pub use engine::{Progress, ScanError, ScanOptions, scan};
-pub use limits::Limits;
-/// The chat-template checker on its own (for fuzzing and tools): findings for one template.
-pub use analyze::template::{TemplateHit, analyse as analyse_chat_template};
 /// The Python analyser, the secret finder and the Python-compatible JSON reader on their
 /// own (for fuzzing and tools).
 pub use analyze::python::{PythonAnalysis, Refusal as PythonRefusal, analyse as analyse_python};
 pub use analyze::secrets::{Secret, find as find_secrets};
+/// The chat-template checker on its own (for fuzzing and tools): findings for one template.
+pub use analyze::template::{TemplateHit, analyse as analyse_chat_template};
 pub use analyze::text::{Json, parse_json};
 /// The advisory database type `ScanOptions::advisories` takes.
 pub use assay_advisories::Database as AdvisoryDatabase;
+pub use assay_report::{Finding, Report, Severity, Stage};
+pub use engine::{Progress, ScanError, ScanOptions, scan};
+pub use limits::Limits;
 pub use vulnerability::DEFAULT_MAX_AGE_DAYS;
 
 /// The version recorded in reports.

@@ -214,7 +214,35 @@ pub fn cyclonedx_value(report: &Report, opts: &CycloneDxOptions) -> Value {
             v
         })
         .collect();
-    let file_refs: Vec<String> = report.files.iter().map(|f| file_ref(&f.path)).collect();
+    let mut components = components;
+    let mut file_refs: Vec<String> = report.files.iter().map(|f| file_ref(&f.path)).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for d in &report.dependencies {
+        // One component per package and constraint; where it is declared goes in
+        // properties (bom-refs must be unique).
+        let bom_ref = format!("pypi:{}:{}", d.package, d.spec);
+        if !seen.insert(bom_ref.clone()) {
+            continue;
+        }
+        let mut c = json!({
+            "type": "library",
+            "bom-ref": bom_ref,
+            "name": d.package,
+            "scope": "required",
+            "properties": [
+                prop("assay:requirement", format!("{}{}", d.package, d.spec)),
+                prop("assay:declared_in", format!("{}:{}", d.source, d.line)),
+            ],
+        });
+        if let Some(v) = d.pinned_version() {
+            c["version"] = json!(v);
+            c["purl"] = json!(format!("pkg:pypi/{}@{}", d.package, v));
+        } else {
+            c["purl"] = json!(format!("pkg:pypi/{}", d.package));
+        }
+        file_refs.push(bom_ref);
+        components.push(c);
+    }
     let mut bom = json!({
         "bomFormat": "CycloneDX",
         "specVersion": SPEC_VERSION,

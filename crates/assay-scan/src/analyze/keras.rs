@@ -381,7 +381,10 @@ fn report(ctx: &mut FileScan, a: &ConfigAnalysis, loc: &Loc, depth: u32, source:
                     "reads a file while loading, from"
                 };
                 let (sev, tail) = if *remote {
-                    (Severity::Critical, "a remote location: loading the model opens a network connection")
+                    (
+                        Severity::Critical,
+                        "a remote location: loading the model opens a network connection",
+                    )
                 } else {
                     (Severity::High, "a path outside the model file")
                 };

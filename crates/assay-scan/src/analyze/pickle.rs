@@ -82,9 +82,10 @@ pub fn scan(ctx: &mut FileScan, data: &[u8], loc: &Loc, depth: u32, strict: bool
     {
         let off = t.offset as usize;
         if let Some(rest) = data.get(off..)
-            && !legacy {
-                trailing(ctx, rest, off, loc, depth);
-            }
+            && !legacy
+        {
+            trailing(ctx, rest, off, loc, depth);
+        }
     }
     format
 }

@@ -68,21 +68,21 @@ pub fn scan(ctx: &mut FileScan, data: &[u8], loc: &Loc, depth: u32) -> Format {
     }
     // Whatever sits before the archive is its own artifact (pickle + zip polyglots).
     if ar.prefix_len > 0
-        && let Some(prefix) = data.get(..ar.prefix_len as usize) {
-            let child = loc.child("@0");
-            if ctx.enter_member(&child)
-                && ctx.scan_bytes(prefix, &child, depth + 1) != Format::Unknown
-            {
-                ctx.add(
-                    code::ARC005,
-                    Severity::Medium,
-                    loc,
-                    Some(0),
-                    "another artifact precedes the zip archive in the same file".into(),
-                    Some(crate::engine::hex_prefix(prefix)),
-                );
-            }
+        && let Some(prefix) = data.get(..ar.prefix_len as usize)
+    {
+        let child = loc.child("@0");
+        if ctx.enter_member(&child) && ctx.scan_bytes(prefix, &child, depth + 1) != Format::Unknown
+        {
+            ctx.add(
+                code::ARC005,
+                Severity::Medium,
+                loc,
+                Some(0),
+                "another artifact precedes the zip archive in the same file".into(),
+                Some(crate::engine::hex_prefix(prefix)),
+            );
         }
+    }
 
     let is_pickle_name = |n: &str| n.ends_with(".pkl") || n.ends_with(".debug_pkl");
     // Pickles first, so that the storages they reference are known.
