@@ -21,6 +21,7 @@ use crate::view::Tensor;
 #[cfg(test)]
 use aho_corasick::AhoCorasick;
 use assay_formats::pickle::{self, PickleLimits};
+use rayon::prelude::*;
 use std::io::Read;
 use std::ops::Range;
 use std::sync::LazyLock;
@@ -813,62 +814,114 @@ fn build(plane: Plane, el: &[u8], lo: &[u8], size: usize, endian: Endian, out: &
     }
 }
 
-/// Searches the planes of a floating-point tensor for validated payloads.
+/// Tensors of at least this many windows are searched on several threads.
+const PAR_WINDOWS: usize = 4;
+
+/// Searches the planes of a floating-point tensor for validated payloads. The result is
+/// the same as a window-by-window search in order: at most [`MAX_HITS`], one per kind,
+/// the first of each kind in window, plane and position order. A large tensor's windows
+/// are searched in parallel (rayon) and their hits merged in window order.
 pub fn search_tensor(t: &Tensor) -> Vec<PayloadHit> {
+    search_tensor_with(t, true)
+}
+
+fn search_tensor_with(t: &Tensor, parallel: bool) -> Vec<PayloadHit> {
     let Some(size) = t.dtype.size() else {
         return Vec::new();
     };
     let planes = planes(t.dtype);
     let data = t.bytes();
     let n = data.len() / size;
+    let starts: Vec<usize> = (0..n).step_by(WINDOW).collect();
+    let window = |bufs: &mut (Vec<u8>, Vec<u8>), start: usize| {
+        search_window(data, size, t.endian, &planes, start, bufs)
+    };
     let mut hits: Vec<PayloadHit> = Vec::new();
-    let mut buf = Vec::new();
-    let mut lo = Vec::new();
-    let mut start = 0usize;
-    while start < n && hits.len() < MAX_HITS {
-        let end = (start + WINDOW + OVERLAP).min(n);
-        let own_end = (start + WINDOW).min(n);
-        let el = &data[start * size..end * size];
-        low_bytes(el, size, t.endian, &mut lo);
-        for &plane in &planes {
-            let buf: &[u8] = if plane
-                == (Plane::LowBytes {
-                    n: 1,
-                    reversed: false,
-                }) {
-                &lo
-            } else {
-                build(plane, el, &lo, size, t.endian, &mut buf);
-                &buf
-            };
-            // Plane bytes produced by this window's own elements.
-            let own = match plane {
-                Plane::LowBytes { n: b, .. } => (own_end - start) * b as usize,
-                Plane::LowBits { n: b, .. } => (own_end - start) * b as usize / 8,
-                Plane::Raw => own_end - start,
-            };
-            let limit = if end == n { buf.len() } else { own };
-            let text = !matches!(plane, Plane::LowBits { .. });
-            search_buf(buf, limit, text, |at, kind, detail| {
-                if hits.iter().any(|h| h.kind == kind) {
-                    return false;
-                }
-                let element = start as u64 + plane.elements_for(at as u64);
-                hits.push(PayloadHit {
-                    kind,
-                    detail,
-                    plane,
-                    element,
-                    bytes: element * size as u64..data.len() as u64,
-                    preview: hex(&buf[at..]),
-                });
-                hits.len() >= MAX_HITS
-            });
+    if parallel && starts.len() >= PAR_WINDOWS {
+        let found: Vec<Vec<PayloadHit>> = starts
+            .par_iter()
+            .map_init(|| (Vec::new(), Vec::new()), |bufs, &s| window(bufs, s))
+            .collect();
+        for w in found {
+            merge_hits(&mut hits, w);
+        }
+    } else {
+        let mut bufs = (Vec::new(), Vec::new());
+        for &s in &starts {
+            merge_hits(&mut hits, window(&mut bufs, s));
             if hits.len() >= MAX_HITS {
                 break;
             }
         }
-        start += WINDOW;
+    }
+    hits
+}
+
+/// Adds a window's hits of kinds not seen yet, up to [`MAX_HITS`].
+fn merge_hits(hits: &mut Vec<PayloadHit>, window: Vec<PayloadHit>) {
+    for h in window {
+        if hits.len() >= MAX_HITS {
+            return;
+        }
+        if !hits.iter().any(|x| x.kind == h.kind) {
+            hits.push(h);
+        }
+    }
+}
+
+/// The hits of the window of elements starting at `start`, one per kind (at most
+/// [`MAX_HITS`]); `bufs` are the low-byte and plane buffers, reused between windows.
+fn search_window(
+    data: &[u8],
+    size: usize,
+    endian: Endian,
+    planes: &[Plane],
+    start: usize,
+    (lo, buf): &mut (Vec<u8>, Vec<u8>),
+) -> Vec<PayloadHit> {
+    let n = data.len() / size;
+    let mut hits: Vec<PayloadHit> = Vec::new();
+    let end = (start + WINDOW + OVERLAP).min(n);
+    let own_end = (start + WINDOW).min(n);
+    let el = &data[start * size..end * size];
+    low_bytes(el, size, endian, lo);
+    for &plane in planes {
+        let buf: &[u8] = if plane
+            == (Plane::LowBytes {
+                n: 1,
+                reversed: false,
+            }) {
+            lo
+        } else {
+            build(plane, el, lo, size, endian, buf);
+            buf
+        };
+        // Plane bytes produced by this window's own elements.
+        let own = match plane {
+            Plane::LowBytes { n: b, .. } => (own_end - start) * b as usize,
+            Plane::LowBits { n: b, .. } => (own_end - start) * b as usize / 8,
+            Plane::Raw => own_end - start,
+        };
+        let limit = if end == n { buf.len() } else { own };
+        let text = !matches!(plane, Plane::LowBits { .. });
+        search_buf(buf, limit, text, |at, kind, detail| {
+            if hits.iter().any(|h| h.kind == kind) {
+                return false;
+            }
+            let element = start as u64 + plane.elements_for(at as u64);
+            hits.push(PayloadHit {
+                kind,
+                detail,
+                plane,
+                element,
+                bytes: element * size as u64..data.len() as u64,
+                preview: hex(&buf[at..]),
+            });
+            hits.len() >= MAX_HITS
+        });
+        if hits.len() >= MAX_HITS {
+            break;
+        }
     }
     hits
 }
@@ -1318,6 +1371,47 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn parallel_windows_give_the_sequential_result() {
+        // Six windows of random f32 values; ELF headers in windows 4 and 1 (the one in
+        // window 1 must win), a script in window 5, a second script in window 2.
+        let mut next = xorshift(99);
+        let n = 6 * WINDOW;
+        let mut el: Vec<u8> = (0..n)
+            .flat_map(|_| (0x3c00_0000 | (next() as u32 & 0x00ff_ffff)).to_le_bytes())
+            .collect();
+        let script = b"#!/bin/sh\necho this is a harmless test script for the search\n";
+        let b1 = Plane::LowBytes {
+            n: 1,
+            reversed: false,
+        };
+        let b2 = Plane::LowBytes {
+            n: 2,
+            reversed: true,
+        };
+        embed(b1, &mut el, 4, &elf_header(), 4 * WINDOW + 100);
+        embed(b2, &mut el, 4, &elf_header(), 2 * (WINDOW + 7));
+        embed(b1, &mut el, 4, script, 5 * WINDOW + 3);
+        embed(b2, &mut el, 4, script, 2 * (2 * WINDOW + 50));
+        let t = Tensor {
+            name: "w".into(),
+            dtype: Dtype::F32,
+            endian: Endian::Little,
+            shape: vec![n as u64],
+            strides: vec![1],
+            data: crate::Bytes::Borrowed(&el),
+            range: 0..el.len() as u64,
+            member: None,
+        };
+        let par = search_tensor_with(&t, true);
+        let seq = search_tensor_with(&t, false);
+        assert_eq!(par, seq);
+        let elf = par.iter().find(|h| h.kind == "ELF executable").unwrap();
+        assert_eq!((elf.element, elf.plane), ((WINDOW + 7) as u64, b2));
+        let sh = par.iter().find(|h| h.kind == "script").unwrap();
+        assert_eq!((sh.element, sh.plane), ((2 * WINDOW + 50) as u64, b2));
     }
 
     #[test]
