@@ -1,7 +1,9 @@
 //! Throughput of the tensor stage's passes on one core, over in-memory weights:
 //! `cargo bench -p assay-tensor --bench stats` (set `ASSAY_BENCH_MB` for the size, 256
 //! by default). Prints GB/s of tensor bytes for statistics, region statistics and the
-//! payload search, per dtype. No harness: a plain timer, best of three runs.
+//! payload search, per dtype. No harness: a plain timer, best of three runs. The payload
+//! search spreads a large tensor's windows over rayon's threads: set
+//! `RAYON_NUM_THREADS=1` for the per-core figure.
 
 use assay_tensor::payload::{regions, search_tensor};
 use assay_tensor::stats::stats;

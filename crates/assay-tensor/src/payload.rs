@@ -18,8 +18,10 @@
 use crate::dtype::{Dtype, Endian};
 use crate::stats::Stats;
 use crate::view::Tensor;
+#[cfg(test)]
 use aho_corasick::AhoCorasick;
 use assay_formats::pickle::{self, PickleLimits};
+use rayon::prelude::*;
 use std::io::Read;
 use std::ops::Range;
 use std::sync::LazyLock;
@@ -83,13 +85,15 @@ pub struct PayloadHit {
 }
 
 /// Elements per search window; windows overlap by [`OVERLAP`] elements so that a payload
-/// straddling two windows is seen whole by the first.
-const WINDOW: usize = 1 << 16;
+/// straddling two windows is seen whole by the first. 2^17 keeps a window's elements and
+/// its largest plane in a 2 MiB L2 cache and the rebuilt overlap at 12.5 %.
+const WINDOW: usize = 1 << 17;
 const OVERLAP: usize = 1 << 14;
 /// Hits kept per tensor (one per plane and kind).
 pub const MAX_HITS: usize = 8;
-/// Pickle candidates (`\x80\x02`..`\x80\x05`) analysed per plane and window.
-const MAX_PICKLE_PROBES: usize = 64;
+/// Pickle candidates (`\x80\x02`..`\x80\x05`) analysed per plane and window (64 per
+/// 2^16 elements).
+const MAX_PICKLE_PROBES: usize = 128;
 /// Printable run that counts as text.
 const MIN_TEXT: usize = 128;
 
@@ -114,8 +118,89 @@ const PATTERNS: &[&[u8]] = &[
     b"#!/",
 ];
 
-/// A full DFA: with many two-byte patterns no prefilter applies, and the DFA is the
-/// fastest automaton for them (the table is small for 18 short patterns).
+/// True when `a b` are the first two bytes of a pattern (every pattern has at least two).
+/// Branch-free so that [`starts`] checks 32 positions per step in vector registers;
+/// `prefix_table_matches_patterns` checks it against [`PATTERNS`] for all 65536 pairs.
+#[inline(always)]
+fn prefix2(a: u8, b: u8) -> bool {
+    ((a == 0x7f) & (b == b'E'))
+        | (((a == b'M') | (a == b'B')) & (b == b'Z'))
+        | ((a == 0xfe) & (b == 0xed))
+        | (((a | 1) == 0xcf) & (b == 0xfa))
+        | ((a == b'P') & (b == b'K'))
+        | ((a == 0x1f) & (b == 0x8b))
+        | ((a == 0xfd) & (b == b'7'))
+        | ((a == b'7') & (b == b'z'))
+        | ((a == b'R') & (b == b'a'))
+        | ((a == 0x89) & (b == b'P'))
+        | ((a == 0x80) & (b.wrapping_sub(2) < 4))
+        | ((a == b'#') & (b == b'!'))
+}
+
+/// Calls `f(at, pattern)` for every position below `limit` where a pattern starts, in
+/// order, until `f` returns true: every occurrence, also one that begins inside another
+/// (`fe ed fa ce fa ed fe` holds two Mach-O magics), so a superset of the matches of a
+/// non-overlapping multi-pattern search. Random bytes pass the two-byte prefix test
+/// about once in 4000 positions, so blocks of 32 positions are tested at once and only
+/// a block that has a candidate is looked at position by position.
+fn starts(buf: &[u8], limit: usize, mut f: impl FnMut(usize, usize) -> bool) {
+    let Some(teddy) = &*TEDDY else {
+        return starts_portable(buf, limit, f);
+    };
+    let mut from = 0;
+    while from < limit.min(buf.len()) {
+        let Some(m) = teddy.find_in(buf, aho_corasick::Span::from(from..buf.len())) else {
+            return;
+        };
+        if m.start() >= limit || f(m.start(), m.pattern().as_usize()) {
+            return;
+        }
+        // Resume right after the start: an occurrence may begin inside this one.
+        from = m.start() + 1;
+    }
+}
+
+/// Teddy (SIMD, chosen at run time) from `aho-corasick`'s packed searcher, when the CPU
+/// has the instructions it needs.
+static TEDDY: LazyLock<Option<aho_corasick::packed::Searcher>> =
+    LazyLock::new(|| aho_corasick::packed::Searcher::new(PATTERNS));
+
+/// [`starts`] without SIMD instructions beyond the baseline.
+fn starts_portable(buf: &[u8], limit: usize, mut f: impl FnMut(usize, usize) -> bool) {
+    const BLOCK: usize = 32;
+    let end = limit.min(buf.len().saturating_sub(1));
+    let mut check = |at: usize| -> bool {
+        PATTERNS
+            .iter()
+            .position(|p| buf[at..].starts_with(p))
+            .is_some_and(|p| f(at, p))
+    };
+    let mut i = 0;
+    while i + BLOCK < end {
+        let c: &[u8; BLOCK + 1] = buf[i..i + BLOCK + 1].try_into().expect("block");
+        let mut any = false;
+        for k in 0..BLOCK {
+            any |= prefix2(c[k], c[k + 1]);
+        }
+        if any {
+            for k in 0..BLOCK {
+                if prefix2(c[k], c[k + 1]) && check(i + k) {
+                    return;
+                }
+            }
+        }
+        i += BLOCK;
+    }
+    while i < end {
+        if prefix2(buf[i], buf[i + 1]) && check(i) {
+            return;
+        }
+        i += 1;
+    }
+}
+
+/// The reference matcher the fast search is tested against.
+#[cfg(test)]
 static MATCHER: LazyLock<AhoCorasick> = LazyLock::new(|| {
     AhoCorasick::builder()
         .kind(Some(aho_corasick::AhoCorasickKind::DFA))
@@ -417,23 +502,19 @@ fn search_buf(
     mut hit: impl FnMut(usize, &'static str, String) -> bool,
 ) {
     let mut pickles = 0;
-    for m in MATCHER.find_iter(buf) {
-        let at = m.start();
-        if at >= limit {
-            break;
-        }
-        let p = m.pattern().as_usize();
+    let mut done = false;
+    starts(buf, limit, |at, p| {
         if (13..=16).contains(&p) {
             pickles += 1;
             if pickles > MAX_PICKLE_PROBES {
-                continue;
+                return false;
             }
         }
-        if let Some((kind, detail)) = validate(p, &buf[at..])
-            && hit(at, kind, detail)
-        {
-            return;
-        }
+        done = validate(p, &buf[at..]).is_some_and(|(kind, detail)| hit(at, kind, detail));
+        done
+    });
+    if done {
+        return;
     }
     if text {
         text_runs(buf, limit, |at, line| hit(at, "text or script", line));
@@ -455,20 +536,22 @@ pub fn planes(dtype: Dtype) -> Vec<Plane> {
             v.push(Plane::LowBytes { n, reversed: true });
         }
     }
-    for n in 1..=8 {
-        if n < 8 {
-            v.push(Plane::LowBits {
-                n,
-                lsb_first: false,
-            });
-        }
+    // The low 8 bits packed either way are the low byte itself (`LowBytes { n: 1 }`),
+    // so `n = 8` is not searched twice (`low_bits_8_is_low_byte` checks the identity).
+    for n in 1..8 {
+        v.push(Plane::LowBits {
+            n,
+            lsb_first: false,
+        });
         v.push(Plane::LowBits { n, lsb_first: true });
     }
     v
 }
 
-/// Rebuilds `plane` from whole elements of `size` bytes into `out`.
-fn build(plane: Plane, el: &[u8], size: usize, endian: Endian, out: &mut Vec<u8>) {
+/// Rebuilds `plane` from whole elements of `size` bytes into `out`, element by element:
+/// the reference the fast builders are tested against.
+#[cfg(test)]
+fn build_reference(plane: Plane, el: &[u8], size: usize, endian: Endian, out: &mut Vec<u8>) {
     out.clear();
     let low = |i: usize| match endian {
         Endian::Little => i,
@@ -529,51 +612,316 @@ fn build(plane: Plane, el: &[u8], size: usize, endian: Endian, out: &mut Vec<u8>
     }
 }
 
-/// Searches the planes of a floating-point tensor for validated payloads.
+/// The low byte of each element (`LowBytes { n: 1 }`), which also carries every bit
+/// plane's bits.
+fn low_bytes(el: &[u8], size: usize, endian: Endian, out: &mut Vec<u8>) {
+    let k = match endian {
+        Endian::Little => 0,
+        Endian::Big => size - 1,
+    };
+    out.clear();
+    out.resize(el.len() / size, 0);
+    // Eight elements per step from `u64` words (SSE2 has no byte shuffle, so a
+    // byte-by-byte gather stays scalar).
+    match (size, k) {
+        (2, 0) => {
+            for (o, e) in out.chunks_exact_mut(8).zip(el.chunks_exact(16)) {
+                let mut v = 0u64;
+                for (h, w) in e.chunks_exact(8).enumerate() {
+                    let x =
+                        u64::from_le_bytes(w.try_into().expect("8 bytes")) & 0x00ff_00ff_00ff_00ff;
+                    let x = (x | (x >> 8)) & 0x0000_ffff_0000_ffff;
+                    let x = (x | (x >> 16)) & 0xffff_ffff;
+                    v |= x << (32 * h);
+                }
+                o.copy_from_slice(&v.to_le_bytes());
+            }
+            let done = el.len() / 16 * 8;
+            for (o, e) in out[done..].iter_mut().zip(el[done * 2..].chunks_exact(2)) {
+                *o = e[0];
+            }
+        }
+        (4, 0) => {
+            for (o, e) in out.chunks_exact_mut(8).zip(el.chunks_exact(32)) {
+                let mut v = 0u64;
+                for (h, w) in e.chunks_exact(8).enumerate() {
+                    let x = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+                    let x = (x & 0xff) | ((x >> 24) & 0xff00);
+                    v |= x << (16 * h);
+                }
+                o.copy_from_slice(&v.to_le_bytes());
+            }
+            let done = el.len() / 32 * 8;
+            for (o, e) in out[done..].iter_mut().zip(el[done * 4..].chunks_exact(4)) {
+                *o = e[0];
+            }
+        }
+        (8, 0) => gather::<8, 1>(el, out, |e| [e[0]]),
+        _ => {
+            for (o, e) in out.iter_mut().zip(el.chunks_exact(size)) {
+                *o = e[k];
+            }
+        }
+    }
+}
+
+/// Fixed-size gather of `N` plane bytes from each `S`-byte element (vectorisable).
+#[inline(always)]
+fn gather<const S: usize, const N: usize>(
+    el: &[u8],
+    out: &mut [u8],
+    f: impl Fn(&[u8; S]) -> [u8; N],
+) {
+    for (o, e) in out.chunks_exact_mut(N).zip(el.chunks_exact(S)) {
+        let e: &[u8; S] = e.try_into().expect("chunk of S bytes");
+        o.copy_from_slice(&f(e));
+    }
+}
+
+/// `LowBytes { n, reversed }` with `n >= 2`: fixed-size paths for little-endian `F32`,
+/// index tables otherwise.
+fn low_n_bytes(
+    n: usize,
+    reversed: bool,
+    el: &[u8],
+    size: usize,
+    endian: Endian,
+    out: &mut Vec<u8>,
+) {
+    out.clear();
+    out.resize(el.len() / size * n, 0);
+    match (size, endian, n, reversed) {
+        (4, Endian::Little, 2, false) => gather::<4, 2>(el, out, |e| [e[0], e[1]]),
+        (4, Endian::Little, 2, true) => gather::<4, 2>(el, out, |e| [e[1], e[0]]),
+        (4, Endian::Little, 3, reversed) => {
+            // Whole `u32` stores, three bytes apart (one byte of slack).
+            out.push(0);
+            for (k, e) in el.chunks_exact(4).enumerate() {
+                let w = u32::from_le_bytes(e.try_into().expect("4 bytes"));
+                let w = if reversed { w.swap_bytes() >> 8 } else { w };
+                out[3 * k..3 * k + 4].copy_from_slice(&w.to_le_bytes());
+            }
+            out.pop();
+        }
+        _ => {
+            let low = |i: usize| match endian {
+                Endian::Little => i,
+                Endian::Big => size - 1 - i,
+            };
+            let mut idx = [0usize; 8];
+            for (j, slot) in idx.iter_mut().enumerate().take(n) {
+                *slot = low(if reversed { n - 1 - j } else { j });
+            }
+            for (o, e) in out.chunks_exact_mut(n).zip(el.chunks_exact(size)) {
+                for (dst, &k) in o.iter_mut().zip(&idx[..n]) {
+                    *dst = e[k];
+                }
+            }
+        }
+    }
+}
+
+/// `LowBits { n, lsb_first }` from the low bytes: eight elements give exactly `n` plane
+/// bytes, packed in one `u64`; the last partial group bit by bit (whole bytes only).
+fn low_bits(lo: &[u8], n: u8, lsb_first: bool, out: &mut Vec<u8>) {
+    match (n, lsb_first) {
+        (1, false) => pack::<1, false>(lo, out),
+        (2, false) => pack::<2, false>(lo, out),
+        (3, false) => pack::<3, false>(lo, out),
+        (4, false) => pack::<4, false>(lo, out),
+        (5, false) => pack::<5, false>(lo, out),
+        (6, false) => pack::<6, false>(lo, out),
+        (7, false) => pack::<7, false>(lo, out),
+        (8, false) => pack::<8, false>(lo, out),
+        (1, true) => pack::<1, true>(lo, out),
+        (2, true) => pack::<2, true>(lo, out),
+        (3, true) => pack::<3, true>(lo, out),
+        (4, true) => pack::<4, true>(lo, out),
+        (5, true) => pack::<5, true>(lo, out),
+        (6, true) => pack::<6, true>(lo, out),
+        (7, true) => pack::<7, true>(lo, out),
+        _ => pack::<8, true>(lo, out),
+    }
+}
+
+fn pack<const N: usize, const LSB: bool>(lo: &[u8], out: &mut Vec<u8>) {
+    let mask = (1u64 << N) - 1;
+    let groups = lo.chunks_exact(8);
+    let rest = groups.remainder();
+    let full = lo.len() / 8 * N;
+    // Each group is stored as a whole `u64` (8 bytes of slack), the next group
+    // overwriting its unused bytes.
+    out.clear();
+    out.resize(full + 8, 0);
+    // The low N bits of each byte.
+    let m1 = 0x0101_0101_0101_0101u64 * mask;
+    for (j, g) in groups.enumerate() {
+        let w = u64::from_le_bytes(g.try_into().expect("8 bytes"));
+        // MSB-first: element 0 goes to the top bits, so reverse the bytes first.
+        let w = if LSB { w } else { w.swap_bytes() };
+        // Join lanes pairwise three times (bytes, 16-bit, 32-bit lanes), the upper
+        // half of each lane moved down next to the lower: byte k's bits end at bit N*k.
+        let x = w & m1;
+        let x = (x & 0x00ff_00ff_00ff_00ff) | ((x & 0xff00_ff00_ff00_ff00) >> (8 - N));
+        let x = (x & 0x0000_ffff_0000_ffff) | ((x & 0xffff_0000_ffff_0000) >> (16 - 2 * N));
+        let x = (x & 0xffff_ffff) | ((x >> 32) << (4 * N));
+        let bytes = if LSB {
+            x.to_le_bytes()
+        } else {
+            (x << (64 - 8 * N)).to_be_bytes()
+        };
+        out[j * N..j * N + 8].copy_from_slice(&bytes);
+    }
+    out.truncate(full);
+    // Groups end on byte boundaries, so the tail starts with an empty accumulator.
+    let (n, mut acc, mut bits) = (N as u32, 0u64, 0u32);
+    for &e in rest {
+        let e = u64::from(e) & mask;
+        if LSB {
+            acc |= e << bits;
+            bits += n;
+            if bits >= 8 {
+                out.push(acc as u8);
+                acc >>= 8;
+                bits -= 8;
+            }
+        } else {
+            acc = (acc << n) | e;
+            bits += n;
+            if bits >= 8 {
+                bits -= 8;
+                out.push((acc >> bits) as u8);
+                acc &= (1u64 << bits) - 1;
+            }
+        }
+    }
+}
+
+/// Rebuilds `plane` for the elements `el` into `out`; `lo` holds their low bytes
+/// (from [`low_bytes`]).
+fn build(plane: Plane, el: &[u8], lo: &[u8], size: usize, endian: Endian, out: &mut Vec<u8>) {
+    match plane {
+        Plane::LowBytes { n: 1, .. } => {
+            out.clear();
+            out.extend_from_slice(lo);
+        }
+        Plane::LowBytes { n, reversed } => low_n_bytes(n as usize, reversed, el, size, endian, out),
+        Plane::LowBits { n, lsb_first } => low_bits(lo, n, lsb_first, out),
+        Plane::Raw => {
+            out.clear();
+            out.extend_from_slice(el);
+        }
+    }
+}
+
+/// Tensors of at least this many windows are searched on several threads.
+const PAR_WINDOWS: usize = 4;
+
+/// Searches the planes of a floating-point tensor for validated payloads. The result is
+/// the same as a window-by-window search in order: at most [`MAX_HITS`], one per kind,
+/// the first of each kind in window, plane and position order. A large tensor's windows
+/// are searched in parallel (rayon) and their hits merged in window order.
 pub fn search_tensor(t: &Tensor) -> Vec<PayloadHit> {
+    search_tensor_with(t, true)
+}
+
+fn search_tensor_with(t: &Tensor, parallel: bool) -> Vec<PayloadHit> {
     let Some(size) = t.dtype.size() else {
         return Vec::new();
     };
     let planes = planes(t.dtype);
     let data = t.bytes();
     let n = data.len() / size;
+    let starts: Vec<usize> = (0..n).step_by(WINDOW).collect();
+    let window = |bufs: &mut (Vec<u8>, Vec<u8>), start: usize| {
+        search_window(data, size, t.endian, &planes, start, bufs)
+    };
     let mut hits: Vec<PayloadHit> = Vec::new();
-    let mut buf = Vec::new();
-    let mut start = 0usize;
-    while start < n && hits.len() < MAX_HITS {
-        let end = (start + WINDOW + OVERLAP).min(n);
-        let own_end = (start + WINDOW).min(n);
-        let el = &data[start * size..end * size];
-        for &plane in &planes {
-            build(plane, el, size, t.endian, &mut buf);
-            // Plane bytes produced by this window's own elements.
-            let own = match plane {
-                Plane::LowBytes { n: b, .. } => (own_end - start) * b as usize,
-                Plane::LowBits { n: b, .. } => (own_end - start) * b as usize / 8,
-                Plane::Raw => own_end - start,
-            };
-            let limit = if end == n { buf.len() } else { own };
-            let text = !matches!(plane, Plane::LowBits { .. });
-            search_buf(&buf, limit, text, |at, kind, detail| {
-                if hits.iter().any(|h| h.kind == kind) {
-                    return false;
-                }
-                let element = start as u64 + plane.elements_for(at as u64);
-                hits.push(PayloadHit {
-                    kind,
-                    detail,
-                    plane,
-                    element,
-                    bytes: element * size as u64..data.len() as u64,
-                    preview: hex(&buf[at..]),
-                });
-                hits.len() >= MAX_HITS
-            });
+    if parallel && starts.len() >= PAR_WINDOWS {
+        let found: Vec<Vec<PayloadHit>> = starts
+            .par_iter()
+            .map_init(|| (Vec::new(), Vec::new()), |bufs, &s| window(bufs, s))
+            .collect();
+        for w in found {
+            merge_hits(&mut hits, w);
+        }
+    } else {
+        let mut bufs = (Vec::new(), Vec::new());
+        for &s in &starts {
+            merge_hits(&mut hits, window(&mut bufs, s));
             if hits.len() >= MAX_HITS {
                 break;
             }
         }
-        start += WINDOW;
+    }
+    hits
+}
+
+/// Adds a window's hits of kinds not seen yet, up to [`MAX_HITS`].
+fn merge_hits(hits: &mut Vec<PayloadHit>, window: Vec<PayloadHit>) {
+    for h in window {
+        if hits.len() >= MAX_HITS {
+            return;
+        }
+        if !hits.iter().any(|x| x.kind == h.kind) {
+            hits.push(h);
+        }
+    }
+}
+
+/// The hits of the window of elements starting at `start`, one per kind (at most
+/// [`MAX_HITS`]); `bufs` are the low-byte and plane buffers, reused between windows.
+fn search_window(
+    data: &[u8],
+    size: usize,
+    endian: Endian,
+    planes: &[Plane],
+    start: usize,
+    (lo, buf): &mut (Vec<u8>, Vec<u8>),
+) -> Vec<PayloadHit> {
+    let n = data.len() / size;
+    let mut hits: Vec<PayloadHit> = Vec::new();
+    let end = (start + WINDOW + OVERLAP).min(n);
+    let own_end = (start + WINDOW).min(n);
+    let el = &data[start * size..end * size];
+    low_bytes(el, size, endian, lo);
+    for &plane in planes {
+        let buf: &[u8] = if plane
+            == (Plane::LowBytes {
+                n: 1,
+                reversed: false,
+            }) {
+            lo
+        } else {
+            build(plane, el, lo, size, endian, buf);
+            buf
+        };
+        // Plane bytes produced by this window's own elements.
+        let own = match plane {
+            Plane::LowBytes { n: b, .. } => (own_end - start) * b as usize,
+            Plane::LowBits { n: b, .. } => (own_end - start) * b as usize / 8,
+            Plane::Raw => own_end - start,
+        };
+        let limit = if end == n { buf.len() } else { own };
+        let text = !matches!(plane, Plane::LowBits { .. });
+        search_buf(buf, limit, text, |at, kind, detail| {
+            if hits.iter().any(|h| h.kind == kind) {
+                return false;
+            }
+            let element = start as u64 + plane.elements_for(at as u64);
+            hits.push(PayloadHit {
+                kind,
+                detail,
+                plane,
+                element,
+                bytes: element * size as u64..data.len() as u64,
+                preview: hex(&buf[at..]),
+            });
+            hits.len() >= MAX_HITS
+        });
+        if hits.len() >= MAX_HITS {
+            break;
+        }
     }
     hits
 }
@@ -787,7 +1135,7 @@ mod tests {
             }
         }
         let mut out = Vec::new();
-        build(
+        build_reference(
             Plane::LowBits {
                 n: 1,
                 lsb_first: false,
@@ -798,7 +1146,7 @@ mod tests {
             &mut out,
         );
         assert_eq!(&out, payload);
-        build(
+        build_reference(
             Plane::LowBytes {
                 n: 1,
                 reversed: false,
@@ -809,6 +1157,261 @@ mod tests {
             &mut out,
         );
         assert_eq!(out.len(), 32);
+    }
+
+    fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+        let mut x = seed;
+        move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        }
+    }
+
+    fn every_plane() -> Vec<Plane> {
+        let mut v = Vec::new();
+        for n in 1..=4 {
+            v.push(Plane::LowBytes { n, reversed: false });
+            v.push(Plane::LowBytes { n, reversed: true });
+        }
+        for n in 1..=8 {
+            v.push(Plane::LowBits {
+                n,
+                lsb_first: false,
+            });
+            v.push(Plane::LowBits { n, lsb_first: true });
+        }
+        v.push(Plane::Raw);
+        v
+    }
+
+    #[test]
+    fn fast_builders_match_the_reference_on_random_data() {
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
+        for size in [2usize, 4, 8] {
+            for endian in [Endian::Little, Endian::Big] {
+                // Lengths around the 8-element packing groups, and odd tails.
+                for count in [0usize, 1, 7, 8, 9, 15, 16, 17, 63, 1000, 4099] {
+                    let el: Vec<u8> = (0..count * size + size / 2)
+                        .map(|_| (next() >> 32) as u8)
+                        .collect();
+                    let mut lo = Vec::new();
+                    low_bytes(&el, size, endian, &mut lo);
+                    let (mut fast, mut slow) = (Vec::new(), Vec::new());
+                    for plane in every_plane() {
+                        if matches!(plane, Plane::LowBytes { n, .. } if n as usize > size) {
+                            continue;
+                        }
+                        build(plane, &el, &lo, size, endian, &mut fast);
+                        build_reference(plane, &el, size, endian, &mut slow);
+                        assert_eq!(fast, slow, "{plane:?} size {size} {endian:?} count {count}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn low_bits_8_is_low_byte() {
+        let mut next = xorshift(7);
+        let el: Vec<u8> = (0..4 * 1001).map(|_| next() as u8).collect();
+        for (size, endian) in [(4, Endian::Little), (4, Endian::Big), (2, Endian::Little)] {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let low = Plane::LowBytes {
+                n: 1,
+                reversed: false,
+            };
+            build_reference(low, &el, size, endian, &mut a);
+            for lsb_first in [false, true] {
+                let bits = Plane::LowBits { n: 8, lsb_first };
+                build_reference(bits, &el, size, endian, &mut b);
+                assert_eq!(a, b);
+            }
+        }
+    }
+
+    #[test]
+    fn prefix_table_matches_patterns() {
+        for a in 0..=255u8 {
+            for b in 0..=255u8 {
+                let want = PATTERNS.iter().any(|p| p[0] == a && p[1] == b);
+                assert_eq!(prefix2(a, b), want, "{a:#04x} {b:#04x}");
+            }
+        }
+    }
+
+    #[test]
+    fn starts_finds_what_the_automaton_finds() {
+        let mut next = xorshift(0x51ed_270b_2701_7c1b);
+        let mut buf: Vec<u8> = (0..1 << 20).map(|_| (next() >> 40) as u8).collect();
+        // Plant every pattern many times, at every alignment, some at the very end.
+        for i in 0..2000usize {
+            let p = PATTERNS[i % PATTERNS.len()];
+            let at = (next() as usize) % (buf.len() - p.len());
+            buf[at..at + p.len()].copy_from_slice(p);
+        }
+        let tail = PATTERNS[0];
+        let n = buf.len();
+        buf[n - tail.len()..].copy_from_slice(tail);
+        // Mach-O magics can overlap (`fe ed fa ce fa ed fe`): plant that too.
+        buf[5000..5007].copy_from_slice(b"\xfe\xed\xfa\xce\xfa\xed\xfe");
+        for limit in [buf.len(), buf.len() / 2 + 3, 31, 0] {
+            // Every occurrence, overlapping ones included, in order of their starts.
+            let mut want: Vec<(usize, usize)> = MATCHER
+                .find_overlapping_iter(&buf)
+                .filter(|m| m.start() < limit)
+                .map(|m| (m.start(), m.pattern().as_usize()))
+                .collect();
+            want.sort_unstable();
+            let mut got = Vec::new();
+            starts(&buf, limit, |at, p| {
+                got.push((at, p));
+                false
+            });
+            assert_eq!(got, want, "limit {limit}");
+            // So nothing the non-overlapping search found is missed.
+            for m in MATCHER.find_iter(&buf).take_while(|m| m.start() < limit) {
+                assert!(got.contains(&(m.start(), m.pattern().as_usize())));
+            }
+        }
+    }
+
+    /// An ELF header the validator accepts.
+    fn elf_header() -> Vec<u8> {
+        let mut h = vec![0u8; 64];
+        h[..7].copy_from_slice(b"\x7fELF\x02\x01\x01");
+        h[16..18].copy_from_slice(&2u16.to_le_bytes());
+        h[18..20].copy_from_slice(&0x3eu16.to_le_bytes());
+        h[20..24].copy_from_slice(&1u32.to_le_bytes());
+        h
+    }
+
+    /// Writes `payload` into `plane` of the elements `el` from plane byte `at` on.
+    fn embed(plane: Plane, el: &mut [u8], size: usize, payload: &[u8], at: usize) {
+        match plane {
+            Plane::LowBytes { n, reversed } => {
+                let n = n as usize;
+                for (j, &b) in payload.iter().enumerate() {
+                    let (e, k) = ((at + j) / n, (at + j) % n);
+                    let k = if reversed { n - 1 - k } else { k };
+                    el[e * size + k] = b;
+                }
+            }
+            Plane::LowBits { n, lsb_first } => {
+                let n = n as usize;
+                for (j, &b) in payload.iter().enumerate() {
+                    for t in 0..8 {
+                        let bit = if lsb_first {
+                            (b >> t) & 1
+                        } else {
+                            (b >> (7 - t)) & 1
+                        };
+                        let pos = (at + j) * 8 + t;
+                        let (e, k) = (pos / n, pos % n);
+                        let k = if lsb_first { k } else { n - 1 - k };
+                        let byte = &mut el[e * size + k / 8];
+                        *byte = (*byte & !(1 << (k % 8))) | (bit << (k % 8));
+                    }
+                }
+            }
+            Plane::Raw => el[at..at + payload.len()].copy_from_slice(payload),
+        }
+    }
+
+    #[test]
+    fn payload_straddling_a_window_boundary_is_found_in_every_plane() {
+        let payload = elf_header();
+        for dtype in [Dtype::F16, Dtype::BF16, Dtype::F32, Dtype::F64] {
+            let size = dtype.size().unwrap();
+            for plane in planes(dtype).into_iter().chain([Plane::LowBits {
+                n: 8,
+                lsb_first: true,
+            }]) {
+                // Plane bytes before the first window's last element, minus 10.
+                let per = |elements: usize| match plane {
+                    Plane::LowBytes { n, .. } => elements * n as usize,
+                    Plane::LowBits { n, .. } => elements * n as usize / 8,
+                    Plane::Raw => elements * size,
+                };
+                let at = per(WINDOW) - 10;
+                let mut el = vec![0u8; 2 * WINDOW * size];
+                embed(plane, &mut el, size, &payload, at);
+                // The test's own check that the payload sits where it should.
+                let mut out = Vec::new();
+                build_reference(plane, &el, size, Endian::Little, &mut out);
+                assert_eq!(&out[at..at + payload.len()], &payload[..], "{plane:?}");
+                let t = Tensor {
+                    name: "w".into(),
+                    dtype,
+                    endian: Endian::Little,
+                    shape: vec![(el.len() / size) as u64],
+                    strides: vec![1],
+                    data: crate::Bytes::Borrowed(&el),
+                    range: 0..el.len() as u64,
+                    member: None,
+                };
+                let hits = search_tensor(&t);
+                let same = |p: Plane| {
+                    p == plane
+                        || (plane
+                            == Plane::LowBits {
+                                n: 8,
+                                lsb_first: true,
+                            }
+                            && p == Plane::LowBytes {
+                                n: 1,
+                                reversed: false,
+                            })
+                };
+                assert!(
+                    hits.iter()
+                        .any(|h| h.kind == "ELF executable" && same(h.plane)),
+                    "{dtype:?} {plane:?}: {hits:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn parallel_windows_give_the_sequential_result() {
+        // Six windows of random f32 values; ELF headers in windows 4 and 1 (the one in
+        // window 1 must win), a script in window 5, a second script in window 2.
+        let mut next = xorshift(99);
+        let n = 6 * WINDOW;
+        let mut el: Vec<u8> = (0..n)
+            .flat_map(|_| (0x3c00_0000 | (next() as u32 & 0x00ff_ffff)).to_le_bytes())
+            .collect();
+        let script = b"#!/bin/sh\necho this is a harmless test script for the search\n";
+        let b1 = Plane::LowBytes {
+            n: 1,
+            reversed: false,
+        };
+        let b2 = Plane::LowBytes {
+            n: 2,
+            reversed: true,
+        };
+        embed(b1, &mut el, 4, &elf_header(), 4 * WINDOW + 100);
+        embed(b2, &mut el, 4, &elf_header(), 2 * (WINDOW + 7));
+        embed(b1, &mut el, 4, script, 5 * WINDOW + 3);
+        embed(b2, &mut el, 4, script, 2 * (2 * WINDOW + 50));
+        let t = Tensor {
+            name: "w".into(),
+            dtype: Dtype::F32,
+            endian: Endian::Little,
+            shape: vec![n as u64],
+            strides: vec![1],
+            data: crate::Bytes::Borrowed(&el),
+            range: 0..el.len() as u64,
+            member: None,
+        };
+        let par = search_tensor_with(&t, true);
+        let seq = search_tensor_with(&t, false);
+        assert_eq!(par, seq);
+        let elf = par.iter().find(|h| h.kind == "ELF executable").unwrap();
+        assert_eq!((elf.element, elf.plane), ((WINDOW + 7) as u64, b2));
+        let sh = par.iter().find(|h| h.kind == "script").unwrap();
+        assert_eq!((sh.element, sh.plane), ((2 * WINDOW + 50) as u64, b2));
     }
 
     #[test]

@@ -270,7 +270,7 @@ fn f16_bits(b: &[u8]) -> Stats {
         let a = u16::from_le_bytes([c[0], c[1]]) & 0x7fff;
         a != 0 && a < 0x0400
     };
-    let n = b.chunks_exact(2).filter(|c| is_sub(c)).count() as u64;
+    let n = f16_subnormals(b);
     let first = if n > 0 {
         b.chunks_exact(2).position(is_sub).map(|i| i as u64)
     } else {
@@ -279,6 +279,28 @@ fn f16_bits(b: &[u8]) -> Stats {
     st.subnormal = n;
     st.first_subnormal = first;
     st
+}
+
+/// Subnormal `F16` values (`0 < |h| < 0x0400`), 16 at a time so the loop vectorises.
+fn f16_subnormals(b: &[u8]) -> u64 {
+    let sub = |lo: u8, hi: u8| {
+        u32::from((u16::from_le_bytes([lo, hi]) & 0x7fff).wrapping_sub(1) < 0x03ff)
+    };
+    let blocks = b.chunks_exact(32);
+    let rest = blocks.remainder();
+    let mut n = 0u64;
+    for c in blocks {
+        let c: &[u8; 32] = c.try_into().expect("32 bytes");
+        let mut k = 0u32;
+        for i in 0..16 {
+            k += sub(c[2 * i], c[2 * i + 1]);
+        }
+        n += u64::from(k);
+    }
+    n + rest
+        .chunks_exact(2)
+        .map(|c| u64::from(sub(c[0], c[1])))
+        .sum::<u64>()
 }
 
 /// Every other float type, element by element.
@@ -394,6 +416,23 @@ mod tests {
         );
         assert!(!s.constant);
         assert_eq!(s.nan + s.inf, 0);
+    }
+
+    #[test]
+    fn f16_subnormals_counted_in_blocks_and_tail() {
+        // Every fp16 bit pattern, then a few more so the 16-element blocks leave a tail.
+        let mut b: Vec<u8> = (0..=u16::MAX).flat_map(u16::to_le_bytes).collect();
+        b.extend([0x01, 0x80, 0xff, 0x03, 0x00, 0x04, 0x7f]);
+        let naive = b
+            .chunks_exact(2)
+            .filter(|c| {
+                let a = u16::from_le_bytes([c[0], c[1]]) & 0x7fff;
+                a != 0 && a < 0x0400
+            })
+            .count() as u64;
+        assert_eq!(naive, 2 * 1023 + 2);
+        assert_eq!(f16_subnormals(&b), naive);
+        assert_eq!(stats(&tensor(Dtype::F16, &b)).unwrap().subnormal, naive);
     }
 
     #[test]
