@@ -18,6 +18,39 @@ const TRANSPARENT_LOADERS: &[&str] = &[
     "torch._utils._load_from_bytes",
 ];
 
+/// Array data pickled as numpy arrays (joblib's inline arrays, numpy's `_reconstruct` or
+/// `frombuffer`) above this many bytes makes the `tensor` and `backdoor` stages incomplete:
+/// the tensor view does not read weights stored that way yet, and a scan must not claim it
+/// looked at them.
+const MAX_UNREAD_ARRAY_BYTES: u64 = 64 * 1024;
+
+fn unread_arrays(ctx: &mut FileScan, a: &PickleAnalysis, stream_len: u64, loc: &Loc) {
+    let inline: u64 = a.inline_arrays.iter().map(|(_, n)| n).sum();
+    let numpy_arrays = a.globals.iter().any(|g| {
+        g.module.starts_with("numpy") && matches!(g.name.as_str(), "_reconstruct" | "frombuffer")
+    });
+    // Arrays rebuilt by numpy carry their bytes in the stream itself.
+    let unread = if numpy_arrays {
+        inline.max(stream_len)
+    } else {
+        inline
+    };
+    if unread > MAX_UNREAD_ARRAY_BYTES {
+        ctx.tensor.incomplete = true;
+        ctx.add(
+            code::TEN009,
+            Severity::Info,
+            loc,
+            None,
+            format!(
+                "{unread} bytes of pickled numpy array data are not read by the tensor stage; \
+                 those weights were not analysed (the tensor and backdoor stages are incomplete)"
+            ),
+            None,
+        );
+    }
+}
+
 pub fn scan(ctx: &mut FileScan, data: &[u8], loc: &Loc, depth: u32, strict: bool) -> Format {
     let a = analyze(data, &ctx.limits.pickle);
     if !strict && !looks_like_pickle(&a) {
@@ -44,6 +77,9 @@ pub fn scan(ctx: &mut FileScan, data: &[u8], loc: &Loc, depth: u32, strict: bool
             Format::Pickle
         };
     report(ctx, &a, loc, legacy);
+    if !legacy {
+        unread_arrays(ctx, &a, data.len() as u64, loc);
+    }
     if let Some(stop) = a
         .anomalies
         .iter()
@@ -551,5 +587,45 @@ pub fn report(ctx: &mut FileScan, a: &PickleAnalysis, loc: &Loc, torch_legacy: b
             message,
             Some(p.evidence),
         );
+    }
+}
+
+#[cfg(test)]
+mod unread_array_tests {
+    use super::*;
+    use crate::limits::Limits;
+
+    /// `numpy.core.multiarray._reconstruct` with `BUILD` state carrying `n` raw bytes, as
+    /// `pickle.dumps(np.ndarray)` writes it (shape and dtype simplified).
+    fn numpy_pickle(n: usize) -> Vec<u8> {
+        let mut d = b"\x80\x04cnumpy.core.multiarray\n_reconstruct\n".to_vec();
+        d.extend_from_slice(b"cnumpy\nndarray\nK\x00\x85C\x01b\x87R(K\x01");
+        d.extend_from_slice(b"K\x00\x85cnumpy\ndtype\nX\x02\x00\x00\x00f4\x89\x88\x87R");
+        d.extend_from_slice(b"\x89B");
+        d.extend_from_slice(&(n as u32).to_le_bytes());
+        d.extend(std::iter::repeat_n(0x3c, n));
+        d.extend_from_slice(b"tb.");
+        d
+    }
+
+    fn scan_pickle(data: &[u8]) -> FileScan<'static> {
+        static LIMITS: std::sync::LazyLock<Limits> = std::sync::LazyLock::new(Limits::default);
+        let mut ctx = FileScan::new("arrays.pkl".into(), &LIMITS);
+        scan(&mut ctx, data, &Loc::top(), 0, true);
+        ctx
+    }
+
+    #[test]
+    fn large_pickled_arrays_make_the_tensor_stages_incomplete() {
+        let ctx = scan_pickle(&numpy_pickle(MAX_UNREAD_ARRAY_BYTES as usize + 1));
+        assert!(ctx.tensor.incomplete);
+        assert!(ctx.findings.iter().any(|f| f.rule == "TEN009"), "{:?}", ctx.findings);
+    }
+
+    #[test]
+    fn small_pickled_arrays_do_not() {
+        let ctx = scan_pickle(&numpy_pickle(1024));
+        assert!(!ctx.tensor.incomplete);
+        assert!(!ctx.findings.iter().any(|f| f.rule == "TEN009"), "{:?}", ctx.findings);
     }
 }
