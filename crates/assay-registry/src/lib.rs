@@ -278,3 +278,34 @@ impl Registry {
 pub fn now_rfc3339() -> String {
     assay_sign::rfc3339_utc(std::time::SystemTime::now())
 }
+
+pub mod client;
+
+/// Runs the server on `listen` until Ctrl-C: the HTTP router and the in-process scan
+/// task. `ready` is called with the bound address.
+pub fn serve(
+    cfg: &Config,
+    listen: &str,
+    ready: impl FnOnce(std::net::SocketAddr, &Opened),
+) -> Result<(), OpenError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(io_err(&cfg.data))?;
+    rt.block_on(async {
+        let opened = Registry::open(cfg)?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(io_err(Path::new(listen)))?;
+        let addr = listener.local_addr().map_err(io_err(Path::new(listen)))?;
+        ready(addr, &opened);
+        let reg = opened.registry.clone();
+        tokio::spawn(reg.clone().run_scans());
+        axum::serve(listener, app(reg))
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .map_err(io_err(Path::new(listen)))
+    })
+}
