@@ -61,7 +61,12 @@ fn assay() -> Command {
 
 fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().expect("run assay");
-    assert!(out.status.success(), "{:?}: {}", cmd, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        cmd,
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
@@ -97,13 +102,26 @@ fn huggingface_hub_downloads_admitted_models_only() {
     };
     std::thread::spawn(move || for _ in lines {});
     let admin_file = data.join("admin-token");
-    let admin = std::fs::read_to_string(&admin_file).unwrap().trim().to_string();
+    let admin = std::fs::read_to_string(&admin_file)
+        .unwrap()
+        .trim()
+        .to_string();
 
-    let acme = run_ok(assay().args(["tenant", "create", "acme", "--server", &url, "--token", &admin]));
-    let other = run_ok(assay().args(["tenant", "create", "other", "--server", &url, "--token"]).arg(&admin_file));
+    let acme = run_ok(assay().args([
+        "tenant", "create", "acme", "--server", &url, "--token", &admin,
+    ]));
+    let other = run_ok(
+        assay()
+            .args(["tenant", "create", "other", "--server", &url, "--token"])
+            .arg(&admin_file),
+    );
     assert!(acme.starts_with("asy_") && other.starts_with("asy_"));
-    let writer = run_ok(assay().args(["token", "create", "--scope", "write", "--server", &url, "--token", &acme]));
-    let reader = run_ok(assay().args(["token", "create", "--scope", "read", "--server", &url, "--token", &acme]));
+    let writer = run_ok(assay().args([
+        "token", "create", "--scope", "write", "--server", &url, "--token", &acme,
+    ]));
+    let reader = run_ok(assay().args([
+        "token", "create", "--scope", "read", "--server", &url, "--token", &acme,
+    ]));
 
     let clean = examples().join("demo-model");
     let pushed = assay()
@@ -112,7 +130,12 @@ fn huggingface_hub_downloads_admitted_models_only() {
         .args(["acme/demo", "--server", &url, "--token", &writer])
         .output()
         .unwrap();
-    assert_eq!(pushed.status.code(), Some(0), "{}", String::from_utf8_lossy(&pushed.stderr));
+    assert_eq!(
+        pushed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
     assert!(String::from_utf8_lossy(&pushed.stdout).contains("admitted"));
     let evil = assay()
         .arg("push")
@@ -120,7 +143,11 @@ fn huggingface_hub_downloads_admitted_models_only() {
         .args(["acme/evil", "--server", &url, "--token", &writer])
         .output()
         .unwrap();
-    assert_eq!(evil.status.code(), Some(1), "a malicious model must be refused");
+    assert_eq!(
+        evil.status.code(),
+        Some(1),
+        "a malicious model must be refused"
+    );
     assert!(String::from_utf8_lossy(&evil.stdout).contains("PKL001"));
     // A reader cannot push.
     let denied = assay()
@@ -144,7 +171,11 @@ fn huggingface_hub_downloads_admitted_models_only() {
         .env_remove("HF_ENDPOINT")
         .output()
         .unwrap();
-    assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     eprintln!("huggingface_hub {}", v["version"]);
     assert_eq!(v["identical"], true, "{v}");
@@ -153,13 +184,20 @@ fn huggingface_hub_downloads_admitted_models_only() {
     for k in ["evil_snapshot", "evil_file"] {
         assert_eq!(v[k]["gated"], true, "{k}: {v}");
         let msg = v[k]["message"].as_str().unwrap();
-        assert!(msg.contains("refused") && msg.contains("PKL001"), "{k}: {msg}");
+        assert!(
+            msg.contains("refused") && msg.contains("PKL001"),
+            "{k}: {msg}"
+        );
     }
     for k in ["other_clean", "other_evil", "other_nothing"] {
         assert_eq!(v[k]["not_found"], true, "{k}: {v}");
     }
     // The other tenant's errors are the same as for a repository that does not exist.
-    let strip = |s: &str| s.replace("acme/demo", "X").replace("acme/evil", "X").replace("acme/nothing-here", "X");
+    let strip = |s: &str| {
+        s.replace("acme/demo", "X")
+            .replace("acme/evil", "X")
+            .replace("acme/nothing-here", "X")
+    };
     let a = strip(v["other_clean"]["message"].as_str().unwrap());
     let n = strip(v["other_nothing"]["message"].as_str().unwrap());
     assert_eq!(a.lines().next(), n.lines().next());

@@ -24,7 +24,13 @@ impl Audit {
     }
 
     /// Records `action` by `who` (tenant/token id) with its `decision` and details.
-    pub fn log(&self, action: &str, who: Option<&crate::auth::Caller>, decision: &str, kv: &[(&str, &str)]) {
+    pub fn log(
+        &self,
+        action: &str,
+        who: Option<&crate::auth::Caller>,
+        decision: &str,
+        kv: &[(&str, &str)],
+    ) {
         let mut m = Map::new();
         m.insert("ts".into(), crate::now_rfc3339().into());
         m.insert("action".into(), action.into());

@@ -31,7 +31,9 @@ impl FsBlobStore {
     }
     fn path(&self, key: &str) -> io::Result<PathBuf> {
         // Keys are made by this crate; refuse anything else defensively.
-        if key.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+        if key
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
             || !key
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'/' || b == b'_')
@@ -203,7 +205,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FsBlobStore::new(dir.path().join("blobs")).unwrap();
         let dek = crypto::random::<32>();
-        let data: Vec<u8> = (0..(CHUNK * 2 + 123)).map(|i| (i * 7 % 251) as u8).collect();
+        let data: Vec<u8> = (0..(CHUNK * 2 + 123))
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
         let mut w = SealingWriter::create(dir.path().join("tmp"), &dek).unwrap();
         for piece in data.chunks(10_000) {
             w.write(piece).unwrap();
@@ -214,9 +218,17 @@ mod tests {
         let key = blob_key(1, &sha);
         store.put(&key, &p).unwrap();
         let raw = fs::read(dir.path().join("blobs").join(&key)).unwrap();
-        assert!(!raw.windows(64).any(|w| w == &data[1000..1064]), "stored in clear");
+        assert!(
+            !raw.windows(64).any(|w| w == &data[1000..1064]),
+            "stored in clear"
+        );
         let r = BlobReader::open(&store, key.clone(), &dek).unwrap();
-        for (a, b) in [(0, data.len()), (5, 70_000), (CHUNK, CHUNK + 1), (CHUNK * 2, data.len())] {
+        for (a, b) in [
+            (0, data.len()),
+            (5, 70_000),
+            (CHUNK, CHUNK + 1),
+            (CHUNK * 2, data.len()),
+        ] {
             let mut got = Vec::new();
             r.for_range(a as u64, b as u64, |p| {
                 got.extend(p);

@@ -60,7 +60,13 @@ impl Client {
         })
     }
 
-    fn call(&self, method: Method, path: &str, body: Body, len: Option<u64>) -> Result<Value, ClientError> {
+    fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body,
+        len: Option<u64>,
+    ) -> Result<Value, ClientError> {
         let url = format!("{}{path}", self.base);
         let mut req = Request::builder()
             .method(method)
@@ -69,12 +75,18 @@ impl Client {
         if let Some(n) = len {
             req = req.header("content-length", n);
         }
-        let req = req.body(body).map_err(|e| ClientError::Other(e.to_string()))?;
+        let req = req
+            .body(body)
+            .map_err(|e| ClientError::Other(e.to_string()))?;
         self.rt.block_on(async {
-            let resp = self.http.request(req).await.map_err(|e| ClientError::Connect {
-                url: self.base.clone(),
-                msg: e.to_string(),
-            })?;
+            let resp = self
+                .http
+                .request(req)
+                .await
+                .map_err(|e| ClientError::Connect {
+                    url: self.base.clone(),
+                    msg: e.to_string(),
+                })?;
             let status = resp.status();
             let bytes = resp
                 .into_body()
@@ -86,9 +98,10 @@ impl Client {
             if status.is_success() {
                 Ok(v)
             } else {
-                let msg = v["error"].as_str().map(str::to_string).unwrap_or_else(|| {
-                    status.canonical_reason().unwrap_or("error").to_string()
-                });
+                let msg = v["error"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
                 Err(ClientError::Status {
                     status: status.as_u16(),
                     msg: if status == StatusCode::UNAUTHORIZED {
@@ -117,7 +130,12 @@ impl Client {
 
     pub fn set_policy(&self, rego: &str) -> Result<Value, ClientError> {
         let n = rego.len() as u64;
-        self.call(Method::PUT, "/api/registry/policy", full(rego.to_string()), Some(n))
+        self.call(
+            Method::PUT,
+            "/api/registry/policy",
+            full(rego.to_string()),
+            Some(n),
+        )
     }
 
     pub fn clear_policy(&self) -> Result<Value, ClientError> {
@@ -125,7 +143,12 @@ impl Client {
     }
 
     pub fn status(&self, org: &str, name: &str) -> Result<Value, ClientError> {
-        self.call(Method::GET, &format!("/api/registry/models/{org}/{name}"), full(""), None)
+        self.call(
+            Method::GET,
+            &format!("/api/registry/models/{org}/{name}"),
+            full(""),
+            None,
+        )
     }
 
     /// Streams one file to the server; answers its sha256.
@@ -155,7 +178,11 @@ impl Client {
                 }
             }
         });
-        let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+        let stream =
+            futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|x| (x, rx)) },
+            );
         let body = BodyExt::boxed(StreamBody::new(stream));
         let v = self.call(Method::POST, "/api/registry/blobs", body, Some(len))?;
         v["sha256"]
@@ -174,9 +201,13 @@ impl Client {
         revision: &str,
         mut progress: impl FnMut(&str, u64),
     ) -> Result<String, ClientError> {
-        let files = list_files(dir).map_err(|e| ClientError::Other(format!("{}: {e}", dir.display())))?;
+        let files =
+            list_files(dir).map_err(|e| ClientError::Other(format!("{}: {e}", dir.display())))?;
         if files.is_empty() {
-            return Err(ClientError::Other(format!("{} has no files", dir.display())));
+            return Err(ClientError::Other(format!(
+                "{} has no files",
+                dir.display()
+            )));
         }
         let mut manifest = Vec::new();
         for (rel, abs) in &files {

@@ -26,12 +26,20 @@ pub fn err(status: StatusCode, code: &str, msg: &str) -> Response {
         json!({"error": msg}).to_string(),
     )
         .into_response();
-    r.headers_mut()
-        .insert("x-error-code", HeaderValue::from_str(code).unwrap_or(HeaderValue::from_static("Error")));
+    r.headers_mut().insert(
+        "x-error-code",
+        HeaderValue::from_str(code).unwrap_or(HeaderValue::from_static("Error")),
+    );
     // Header values must be visible ASCII; the message is shortened and cleaned.
     let clean: String = msg
         .chars()
-        .map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { ' ' })
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() {
+                c
+            } else {
+                ' '
+            }
+        })
         .take(2000)
         .collect();
     if let Ok(v) = HeaderValue::from_str(&clean) {
@@ -58,10 +66,21 @@ pub async fn find_repo(reg: &Arc<Registry>, c: &Caller, org: &str, name: &str) -
 }
 
 /// Authenticates (read scope) and finds the repository, or the Hub error to send.
-async fn open_repo(reg: &Arc<Registry>, headers: &HeaderMap, org: &str, name: &str, action: &str) -> Result<(Caller, Repo), Response> {
+async fn open_repo(
+    reg: &Arc<Registry>,
+    headers: &HeaderMap,
+    org: &str,
+    name: &str,
+    action: &str,
+) -> Result<(Caller, Repo), Response> {
     let Some(c) = authenticate(reg, token_of(headers, None, false)).await else {
-        reg.audit.log(action, None, "deny", &[("why", "no valid token")]);
-        return Err(err(StatusCode::UNAUTHORIZED, "RepoNotFound", "Invalid credentials: a valid token is required"));
+        reg.audit
+            .log(action, None, "deny", &[("why", "no valid token")]);
+        return Err(err(
+            StatusCode::UNAUTHORIZED,
+            "RepoNotFound",
+            "Invalid credentials: a valid token is required",
+        ));
     };
     if c.scope < Scope::Read {
         return Err(repo_not_found());
@@ -69,14 +88,25 @@ async fn open_repo(reg: &Arc<Registry>, headers: &HeaderMap, org: &str, name: &s
     match find_repo(reg, &c, org, name).await {
         Some(r) => Ok((c, r)),
         None => {
-            reg.audit.log(action, Some(&c), "not_found", &[("repo", &format!("{org}/{name}"))]);
+            reg.audit.log(
+                action,
+                Some(&c),
+                "not_found",
+                &[("repo", &format!("{org}/{name}"))],
+            );
             Err(repo_not_found())
         }
     }
 }
 
 /// Resolves a revision (branch or commit id of THIS repository) to a servable commit.
-async fn servable(reg: &Arc<Registry>, c: &Caller, repo: &Repo, rev: &str, action: &str) -> Result<Commit, Response> {
+async fn servable(
+    reg: &Arc<Registry>,
+    c: &Caller,
+    repo: &Repo,
+    rev: &str,
+    action: &str,
+) -> Result<Commit, Response> {
     let rid = repo.id;
     let rev_s = rev.to_string();
     let commit = blocking(reg, move |r| {
@@ -92,8 +122,17 @@ async fn servable(reg: &Arc<Registry>, c: &Caller, repo: &Repo, rev: &str, actio
     .await;
     let repo_name = format!("{}/{}", repo.org, repo.name);
     let Some(commit) = commit else {
-        reg.audit.log(action, Some(c), "not_found", &[("repo", &repo_name), ("revision", rev)]);
-        return Err(err(StatusCode::NOT_FOUND, "RevisionNotFound", &format!("Invalid rev id: {rev}")));
+        reg.audit.log(
+            action,
+            Some(c),
+            "not_found",
+            &[("repo", &repo_name), ("revision", rev)],
+        );
+        return Err(err(
+            StatusCode::NOT_FOUND,
+            "RevisionNotFound",
+            &format!("Invalid rev id: {rev}"),
+        ));
     };
     if commit.status == ADMITTED {
         return Ok(commit);
@@ -107,15 +146,29 @@ async fn servable(reg: &Arc<Registry>, c: &Caller, repo: &Repo, rev: &str, actio
         format!(
             "{repo_name} revision {} was refused by the registry's policy: {}",
             commit.id,
-            if commit.reasons.is_empty() { "no reason recorded".to_string() } else { commit.reasons.join("; ") }
+            if commit.reasons.is_empty() {
+                "no reason recorded".to_string()
+            } else {
+                commit.reasons.join("; ")
+            }
         )
     };
-    reg.audit.log(action, Some(c), "deny", &[("repo", &repo_name), ("commit", &commit.id), ("status", &commit.status)]);
+    reg.audit.log(
+        action,
+        Some(c),
+        "deny",
+        &[
+            ("repo", &repo_name),
+            ("commit", &commit.id),
+            ("status", &commit.status),
+        ],
+    );
     Err(err(StatusCode::FORBIDDEN, "GatedRepo", &msg))
 }
 
 fn lfs_pointer_size(sha: &str, size: u64) -> u64 {
-    format!("version https://git-lfs.github.com/spec/v1\noid sha256:{sha}\nsize {size}\n").len() as u64
+    format!("version https://git-lfs.github.com/spec/v1\noid sha256:{sha}\nsize {size}\n").len()
+        as u64
 }
 
 fn info_json(repo: &Repo, commit: &Commit, files: &[FileRow]) -> Value {
@@ -127,7 +180,10 @@ fn info_json(repo: &Repo, commit: &Commit, files: &[FileRow]) -> Value {
                    "lfs": {"sha256": f.sha256, "size": f.size, "pointerSize": lfs_pointer_size(&f.sha256, f.size)}})
         })
         .collect();
-    let date = commit.finished_at.clone().unwrap_or_else(|| commit.created_at.clone());
+    let date = commit
+        .finished_at
+        .clone()
+        .unwrap_or_else(|| commit.created_at.clone());
     json!({
         "_id": format!("{:024x}", repo.id),
         "id": id, "modelId": id, "author": repo.org,
@@ -142,7 +198,13 @@ fn info_json(repo: &Repo, commit: &Commit, files: &[FileRow]) -> Value {
     })
 }
 
-async fn info(reg: Arc<Registry>, headers: HeaderMap, org: String, name: String, rev: String) -> Response {
+async fn info(
+    reg: Arc<Registry>,
+    headers: HeaderMap,
+    org: String,
+    name: String,
+    rev: String,
+) -> Response {
     let (c, repo) = match open_repo(&reg, &headers, &org, &name, "hf.info").await {
         Ok(x) => x,
         Err(r) => return r,
@@ -153,7 +215,12 @@ async fn info(reg: Arc<Registry>, headers: HeaderMap, org: String, name: String,
     };
     let (rid, cid) = (repo.id, commit.id.clone());
     let files = blocking(&reg, move |r| r.meta.files(rid, &cid).unwrap_or_default()).await;
-    reg.audit.log("hf.info", Some(&c), "allow", &[("repo", &format!("{org}/{name}")), ("commit", &commit.id)]);
+    reg.audit.log(
+        "hf.info",
+        Some(&c),
+        "allow",
+        &[("repo", &format!("{org}/{name}")), ("commit", &commit.id)],
+    );
     (
         [(header::CONTENT_TYPE, "application/json")],
         info_json(&repo, &commit, &files).to_string(),
@@ -161,7 +228,11 @@ async fn info(reg: Arc<Registry>, headers: HeaderMap, org: String, name: String,
         .into_response()
 }
 
-pub async fn model_info(State(reg): St, Path((org, name)): Path<(String, String)>, headers: HeaderMap) -> Response {
+pub async fn model_info(
+    State(reg): St,
+    Path((org, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
     info(reg, headers, org, name, "main".into()).await
 }
 
@@ -180,7 +251,17 @@ pub async fn tree_root(
     req: Request,
 ) -> Response {
     let q = req.uri().query().unwrap_or("").to_string();
-    tree(reg, headers, org, name, rev, String::new(), q, req.uri().path().to_string()).await
+    tree(
+        reg,
+        headers,
+        org,
+        name,
+        rev,
+        String::new(),
+        q,
+        req.uri().path().to_string(),
+    )
+    .await
 }
 
 pub async fn tree_path(
@@ -190,11 +271,22 @@ pub async fn tree_path(
     req: Request,
 ) -> Response {
     let q = req.uri().query().unwrap_or("").to_string();
-    tree(reg, headers, org, name, rev, path, q, req.uri().path().to_string()).await
+    tree(
+        reg,
+        headers,
+        org,
+        name,
+        rev,
+        path,
+        q,
+        req.uri().path().to_string(),
+    )
+    .await
 }
 
 fn query_param<'a>(q: &'a str, key: &str) -> Option<&'a str> {
-    q.split('&').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+    q.split('&')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -221,17 +313,29 @@ async fn tree(
         return err(StatusCode::NOT_FOUND, "EntryNotFound", "no such path");
     }
     let recursive = matches!(query_param(&q, "recursive"), Some("true" | "1" | "True"));
-    let cursor: usize = query_param(&q, "cursor").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let cursor: usize = query_param(&q, "cursor")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let (rid, cid) = (repo.id, commit.id.clone());
     let files = blocking(&reg, move |r| r.meta.files(rid, &cid).unwrap_or_default()).await;
-    let prefix = if path.is_empty() { String::new() } else { format!("{path}/") };
+    let prefix = if path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}/")
+    };
     let mut entries: Vec<Value> = Vec::new();
     let mut dirs = std::collections::BTreeSet::new();
     for f in &files {
-        let Some(rest) = f.path.strip_prefix(&prefix) else { continue };
+        let Some(rest) = f.path.strip_prefix(&prefix) else {
+            continue;
+        };
         let parts: Vec<&str> = rest.split('/').collect();
         // Folders on the way (all of them when recursive, the first level otherwise).
-        let depth = if recursive { parts.len() - 1 } else { 1.min(parts.len() - 1) };
+        let depth = if recursive {
+            parts.len() - 1
+        } else {
+            1.min(parts.len() - 1)
+        };
         for i in 1..=depth {
             dirs.insert(format!("{prefix}{}", parts[..i].join("/")));
         }
@@ -241,7 +345,11 @@ async fn tree(
         }
     }
     if entries.is_empty() && dirs.is_empty() && !path.is_empty() {
-        return err(StatusCode::NOT_FOUND, "EntryNotFound", &format!("{path} does not exist at this revision"));
+        return err(
+            StatusCode::NOT_FOUND,
+            "EntryNotFound",
+            &format!("{path} does not exist at this revision"),
+        );
     }
     let mut all: Vec<Value> = dirs
         .into_iter()
@@ -249,7 +357,11 @@ async fn tree(
         .collect();
     all.extend(entries);
     let page: Vec<Value> = all.iter().skip(cursor).take(TREE_PAGE).cloned().collect();
-    let mut resp = ([(header::CONTENT_TYPE, "application/json")], Value::Array(page).to_string()).into_response();
+    let mut resp = (
+        [(header::CONTENT_TYPE, "application/json")],
+        Value::Array(page).to_string(),
+    )
+        .into_response();
     if cursor + TREE_PAGE < all.len() {
         let next = format!(
             "<{url_path}?recursive={recursive}&cursor={}>; rel=\"next\"",
@@ -259,15 +371,24 @@ async fn tree(
             resp.headers_mut().insert(header::LINK, v);
         }
     }
-    reg.audit.log("hf.tree", Some(&c), "allow", &[("repo", &format!("{org}/{name}")), ("commit", &commit.id)]);
+    reg.audit.log(
+        "hf.tree",
+        Some(&c),
+        "allow",
+        &[("repo", &format!("{org}/{name}")), ("commit", &commit.id)],
+    );
     resp
 }
 
 /// One `bytes=` range of a file of `size` bytes, as `[start, end)`; `Err` when
 /// unsatisfiable; `Ok(None)` when absent or not a single byte range (whole file).
 fn parse_range(v: Option<&HeaderValue>, size: u64) -> Result<Option<(u64, u64)>, ()> {
-    let Some(s) = v.and_then(|v| v.to_str().ok()) else { return Ok(None) };
-    let Some(spec) = s.trim().strip_prefix("bytes=") else { return Ok(None) };
+    let Some(s) = v.and_then(|v| v.to_str().ok()) else {
+        return Ok(None);
+    };
+    let Some(spec) = s.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
     if spec.contains(',') {
         return Ok(None);
     }
@@ -281,7 +402,14 @@ fn parse_range(v: Option<&HeaderValue>, size: u64) -> Result<Option<(u64, u64)>,
         (size.saturating_sub(n), size)
     } else {
         let start: u64 = a.parse().map_err(|_| ())?;
-        let end = if b.is_empty() { size } else { b.parse::<u64>().map_err(|_| ())?.saturating_add(1).min(size) };
+        let end = if b.is_empty() {
+            size
+        } else {
+            b.parse::<u64>()
+                .map_err(|_| ())?
+                .saturating_add(1)
+                .min(size)
+        };
         (start, end)
     };
     if r.0 >= size || r.0 >= r.1 {
@@ -304,13 +432,28 @@ pub async fn resolve(
         Ok(k) => k,
         Err(r) => return r,
     };
-    let entry_missing = || err(StatusCode::NOT_FOUND, "EntryNotFound", &format!("{path} does not exist at revision {}", commit.id));
+    let entry_missing = || {
+        err(
+            StatusCode::NOT_FOUND,
+            "EntryNotFound",
+            &format!("{path} does not exist at revision {}", commit.id),
+        )
+    };
     if !names::valid_path(&path) {
         return entry_missing();
     }
     let (rid, cid, p) = (repo.id, commit.id.clone(), path.clone());
-    let file = blocking(&reg, move |r| r.meta.files(rid, &cid).ok()?.into_iter().find(|f| f.path == p)).await;
-    let Some(file) = file else { return entry_missing() };
+    let file = blocking(&reg, move |r| {
+        r.meta
+            .files(rid, &cid)
+            .ok()?
+            .into_iter()
+            .find(|f| f.path == p)
+    })
+    .await;
+    let Some(file) = file else {
+        return entry_missing();
+    };
     let etag = format!("\"{}\"", file.sha256);
     let range = match parse_range(headers.get(header::RANGE), file.size) {
         Ok(r) => r,
@@ -331,12 +474,21 @@ pub async fn resolve(
     h.insert("x-linked-size", hv(&file.size.to_string()));
     h.insert("x-repo-commit", hv(&commit.id));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=0"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=0"),
+    );
     h.insert(header::CONTENT_LENGTH, hv(&(end - start).to_string()));
     if range.is_some() {
         *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
-        resp.headers_mut().insert(header::CONTENT_RANGE, hv(&format!("bytes {start}-{}/{}", end - 1, file.size)));
+        resp.headers_mut().insert(
+            header::CONTENT_RANGE,
+            hv(&format!("bytes {start}-{}/{}", end - 1, file.size)),
+        );
     }
     if method == Method::HEAD {
         return resp;
@@ -345,7 +497,11 @@ pub async fn resolve(
         "hf.download",
         Some(&c),
         "allow",
-        &[("repo", &format!("{org}/{name}")), ("commit", &commit.id), ("path", &path)],
+        &[
+            ("repo", &format!("{org}/{name}")),
+            ("commit", &commit.id),
+            ("path", &path),
+        ],
     );
     // Decrypt chunk by chunk on the blocking pool; at most 8 chunks in flight.
     let tenant = blocking(&reg, {
@@ -354,7 +510,11 @@ pub async fn resolve(
     })
     .await;
     let Some(dek) = tenant.and_then(|t| reg.tenant_key(&t).ok()) else {
-        return err(StatusCode::INTERNAL_SERVER_ERROR, "Error", "tenant key unavailable");
+        return err(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Error",
+            "tenant key unavailable",
+        );
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     let r2 = reg.clone();
@@ -368,7 +528,9 @@ pub async fn resolve(
             }
         };
         let res = reader.for_range(start, end, |piece| {
-            r2.metrics.bytes_served.fetch_add(piece.len() as u64, Relaxed);
+            r2.metrics
+                .bytes_served
+                .fetch_add(piece.len() as u64, Relaxed);
             tx.blocking_send(Ok(Bytes::from(piece))).is_ok()
         });
         if let Err(e) = res {
@@ -376,7 +538,8 @@ pub async fn resolve(
             let _ = tx.blocking_send(Err(e));
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+    let stream =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
     *resp.body_mut() = Body::from_stream(stream);
     resp
 }

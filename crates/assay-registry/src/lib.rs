@@ -189,12 +189,9 @@ impl Registry {
                 .meta
                 .token_insert(id, "admin", &auth::hash_token(&token), &now)?;
             write_secret(&token_file, &format!("{token}\n"))?;
-            registry.audit.log(
-                "bootstrap",
-                None,
-                "created",
-                &[("file", ADMIN_TOKEN_FILE)],
-            );
+            registry
+                .audit
+                .log("bootstrap", None, "created", &[("file", ADMIN_TOKEN_FILE)]);
             created_admin_token = Some(token_file);
         }
         registry.meta.jobs_requeue_running()?;
@@ -226,11 +223,9 @@ impl Registry {
                 .await
                 .unwrap_or(false);
             if !did {
-                let _ = tokio::time::timeout(
-                    std::time::Duration::from_secs(2),
-                    self.wake.notified(),
-                )
-                .await;
+                let _ =
+                    tokio::time::timeout(std::time::Duration::from_secs(2), self.wake.notified())
+                        .await;
             }
         }
     }

@@ -452,7 +452,16 @@ impl MetaStore for SqliteMeta {
         tx.execute(
             "UPDATE commits SET status = ?1, reasons = ?2, report = ?3, card = ?4, badge = ?5,
              finished_at = ?6 WHERE repo_id = ?7 AND id = ?8",
-            params![o.status, reasons, o.report, o.card, o.badge, now, job.repo_id, job.commit_id],
+            params![
+                o.status,
+                reasons,
+                o.report,
+                o.card,
+                o.badge,
+                now,
+                job.repo_id,
+                job.commit_id
+            ],
         )?;
         tx.execute(
             "UPDATE jobs SET state = 'done', finished_at = ?1 WHERE id = ?2",

@@ -13,8 +13,7 @@ pub const MAX_REVISION: usize = 128;
 pub fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= MAX_NAME
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
         && !s.starts_with(['.', '-'])
         && !s.ends_with(['.', '-'])
@@ -37,11 +36,15 @@ pub fn valid_branch(s: &str) -> bool {
 }
 
 pub fn is_commit_id(s: &str) -> bool {
-    s.len() == 40 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 40
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 pub fn is_sha256(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[cfg(test)]
@@ -51,11 +54,23 @@ mod tests {
     #[test]
     fn names_and_paths() {
         assert!(valid_name("gpt2") && valid_name("Llama-3.1-8B") && valid_name("a_b"));
-        for bad in ["", ".", "..", "a..b", ".x", "x.", "-x", "a/b", "a%2Fb", "a b", "ä"] {
+        for bad in [
+            "", ".", "..", "a..b", ".x", "x.", "-x", "a/b", "a%2Fb", "a b", "ä",
+        ] {
             assert!(!valid_name(bad), "{bad}");
         }
         assert!(valid_path("model.safetensors") && valid_path("sub/dir/x.bin"));
-        for bad in ["", "/etc/passwd", "../x", "a/../b", "a//b", "a/./b", "a\\b", "a\0b", "a/"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../b",
+            "a//b",
+            "a/./b",
+            "a\\b",
+            "a\0b",
+            "a/",
+        ] {
             assert!(!valid_path(bad), "{bad:?}");
         }
         assert!(valid_branch("main") && !valid_branch(&"a".repeat(40)));

@@ -40,7 +40,10 @@ pub fn app(reg: Arc<Registry>) -> Router {
             get(hf::model_info_rev),
         )
         .route("/api/models/{org}/{name}/tree/{rev}", get(hf::tree_root))
-        .route("/api/models/{org}/{name}/tree/{rev}/{*path}", get(hf::tree_path))
+        .route(
+            "/api/models/{org}/{name}/tree/{rev}/{*path}",
+            get(hf::tree_path),
+        )
         .route("/{org}/{name}/resolve/{rev}/{*path}", get(hf::resolve))
         .route("/ui/{org}/{name}", get(crate::server::page))
         .route("/ui/{org}/{name}/badge.svg", get(badge))
@@ -90,8 +93,13 @@ fn json_ok(status: StatusCode, v: Value) -> Response {
 /// The token of a request: `Authorization: Bearer`, else the `assay_token` cookie, else
 /// (`allow_query`, the model page only) `?token=`.
 pub fn token_of(headers: &HeaderMap, query: Option<&str>, allow_query: bool) -> Option<String> {
-    if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        let t = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))?;
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let t = v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))?;
         return Some(t.trim().to_string());
     }
     if let Some(c) = headers.get(header::COOKIE).and_then(|v| v.to_str().ok()) {
@@ -104,7 +112,11 @@ pub fn token_of(headers: &HeaderMap, query: Option<&str>, allow_query: bool) -> 
     if allow_query {
         for kv in query.unwrap_or("").split('&') {
             if let Some(t) = kv.strip_prefix("token=") {
-                return Some(percent_encoding::percent_decode_str(t).decode_utf8_lossy().into());
+                return Some(
+                    percent_encoding::percent_decode_str(t)
+                        .decode_utf8_lossy()
+                        .into(),
+                );
             }
         }
     }
@@ -144,12 +156,20 @@ async fn require(
 ) -> Result<Caller, Response> {
     match authenticate(reg, token_of(headers, None, false)).await {
         None => {
-            reg.audit.log(action, None, "deny", &[("why", "no valid token")]);
-            Err(api_err(StatusCode::UNAUTHORIZED, "a valid token is required"))
+            reg.audit
+                .log(action, None, "deny", &[("why", "no valid token")]);
+            Err(api_err(
+                StatusCode::UNAUTHORIZED,
+                "a valid token is required",
+            ))
         }
         Some(c) if c.scope < need => {
-            reg.audit
-                .log(action, Some(&c), "deny", &[("why", "scope"), ("need", need.as_str())]);
+            reg.audit.log(
+                action,
+                Some(&c),
+                "deny",
+                &[("why", "scope"), ("need", need.as_str())],
+            );
             Err(api_err(
                 StatusCode::FORBIDDEN,
                 &format!("this needs a token with scope {}", need.as_str()),
@@ -174,7 +194,8 @@ async fn read_json(body: Body) -> Result<Value, Response> {
     let bytes = axum::body::to_bytes(body, MAX_JSON_BYTES)
         .await
         .map_err(|_| api_err(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"))?;
-    serde_json::from_slice(&bytes).map_err(|e| api_err(StatusCode::BAD_REQUEST, &format!("invalid JSON: {e}")))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| api_err(StatusCode::BAD_REQUEST, &format!("invalid JSON: {e}")))
 }
 
 async fn create_tenant(State(reg): St, headers: HeaderMap, body: Body) -> Response {
@@ -183,8 +204,16 @@ async fn create_tenant(State(reg): St, headers: HeaderMap, body: Body) -> Respon
         Err(r) => return r,
     };
     if !c.is_system_admin() {
-        reg.audit.log("tenant.create", Some(&c), "deny", &[("why", "not the system admin")]);
-        return api_err(StatusCode::FORBIDDEN, "only the bootstrap admin token creates tenants");
+        reg.audit.log(
+            "tenant.create",
+            Some(&c),
+            "deny",
+            &[("why", "not the system admin")],
+        );
+        return api_err(
+            StatusCode::FORBIDDEN,
+            "only the bootstrap admin token creates tenants",
+        );
     }
     let v = match read_json(body).await {
         Ok(v) => v,
@@ -209,8 +238,12 @@ async fn create_tenant(State(reg): St, headers: HeaderMap, body: Body) -> Respon
     .await;
     match res {
         Ok(_) => {
-            reg.audit.log("tenant.create", Some(&c), "allow", &[("name", &name)]);
-            json_ok(StatusCode::CREATED, json!({"tenant": name, "scope": "admin", "token": token}))
+            reg.audit
+                .log("tenant.create", Some(&c), "allow", &[("name", &name)]);
+            json_ok(
+                StatusCode::CREATED,
+                json!({"tenant": name, "scope": "admin", "token": token}),
+            )
         }
         Err(MetaError::Conflict) => api_err(StatusCode::CONFLICT, "that tenant exists"),
         Err(e) => api_err(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
@@ -227,18 +260,29 @@ async fn create_token(State(reg): St, headers: HeaderMap, body: Body) -> Respons
         Err(r) => return r,
     };
     let Some(scope) = v["scope"].as_str().and_then(Scope::parse) else {
-        return api_err(StatusCode::BAD_REQUEST, "scope must be read, write or admin");
+        return api_err(
+            StatusCode::BAD_REQUEST,
+            "scope must be read, write or admin",
+        );
     };
     let token = auth::new_token();
     let hash = auth::hash_token(&token);
     let tenant = c.tenant_id;
-    match blocking(&reg, move |r| r.meta.token_insert(tenant, scope.as_str(), &hash, &now_rfc3339())).await {
+    match blocking(&reg, move |r| {
+        r.meta
+            .token_insert(tenant, scope.as_str(), &hash, &now_rfc3339())
+    })
+    .await
+    {
         Ok(id) => {
             reg.audit.log(
                 "token.create",
                 Some(&c),
                 "allow",
-                &[("new_token_id", &id.to_string()), ("new_scope", scope.as_str())],
+                &[
+                    ("new_token_id", &id.to_string()),
+                    ("new_scope", scope.as_str()),
+                ],
             );
             json_ok(
                 StatusCode::CREATED,
@@ -251,7 +295,10 @@ async fn create_token(State(reg): St, headers: HeaderMap, body: Body) -> Respons
 
 async fn whoami(State(reg): St, headers: HeaderMap) -> Response {
     match require(&reg, &headers, Scope::Read, "whoami").await {
-        Ok(c) => json_ok(StatusCode::OK, json!({"tenant": c.tenant, "scope": c.scope.as_str()})),
+        Ok(c) => json_ok(
+            StatusCode::OK,
+            json!({"tenant": c.tenant, "scope": c.scope.as_str()}),
+        ),
         Err(r) => r,
     }
 }
@@ -275,8 +322,12 @@ async fn set_policy(State(reg): St, headers: HeaderMap, body: Body) -> Response 
     if let Err(e) = blocking(&reg, move |r| r.meta.set_policy(tenant, Some(&text))).await {
         return api_err(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
     }
-    reg.audit.log("policy.set", Some(&c), "allow", &[("sha256", &digest)]);
-    json_ok(StatusCode::OK, json!({"policy": "custom", "sha256": digest}))
+    reg.audit
+        .log("policy.set", Some(&c), "allow", &[("sha256", &digest)]);
+    json_ok(
+        StatusCode::OK,
+        json!({"policy": "custom", "sha256": digest}),
+    )
 }
 
 async fn clear_policy(State(reg): St, headers: HeaderMap) -> Response {
@@ -311,7 +362,8 @@ async fn upload_blob(State(reg): St, headers: HeaderMap, body: Body) -> Response
         .and_then(|v| v.parse::<u64>().ok())
         && n > limit
     {
-        reg.audit.log("blob.upload", Some(&c), "deny", &[("why", "too large")]);
+        reg.audit
+            .log("blob.upload", Some(&c), "deny", &[("why", "too large")]);
         return too_large();
     }
     let tenant = match blocking(&reg, {
@@ -327,7 +379,10 @@ async fn upload_blob(State(reg): St, headers: HeaderMap, body: Body) -> Response
         Ok(k) => k,
         Err(e) => return api_err(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
-    let tmp = reg.data.join("tmp").join(hex::encode(crate::crypto::random::<16>()));
+    let tmp = reg
+        .data
+        .join("tmp")
+        .join(hex::encode(crate::crypto::random::<16>()));
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
     let tmp2 = tmp.clone();
     let writer = tokio::task::spawn_blocking(move || {
@@ -349,7 +404,10 @@ async fn upload_blob(State(reg): St, headers: HeaderMap, body: Body) -> Response
                     break;
                 }
                 if tx.send(b).await.is_err() {
-                    failed = Some(api_err(StatusCode::INTERNAL_SERVER_ERROR, "cannot store the upload"));
+                    failed = Some(api_err(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "cannot store the upload",
+                    ));
                     break;
                 }
             }
@@ -363,7 +421,12 @@ async fn upload_blob(State(reg): St, headers: HeaderMap, body: Body) -> Response
     let written = writer.await;
     if let Some(r) = failed {
         let _ = std::fs::remove_file(&tmp);
-        reg.audit.log("blob.upload", Some(&c), "deny", &[("why", "upload failed or too large")]);
+        reg.audit.log(
+            "blob.upload",
+            Some(&c),
+            "deny",
+            &[("why", "upload failed or too large")],
+        );
         return r;
     }
     let (path, sha, size) = match written {
@@ -385,7 +448,9 @@ async fn upload_blob(State(reg): St, headers: HeaderMap, body: Body) -> Response
             return Ok(false);
         }
         r.blobs.put(&key, &path).map_err(|e| e.to_string())?;
-        r.meta.blob_add(tid, &sha2, size).map_err(|e| e.to_string())?;
+        r.meta
+            .blob_add(tid, &sha2, size)
+            .map_err(|e| e.to_string())?;
         Ok(true)
     })
     .await;
@@ -398,7 +463,10 @@ async fn upload_blob(State(reg): St, headers: HeaderMap, body: Body) -> Response
                 "allow",
                 &[("sha256", &sha), ("size", &size.to_string())],
             );
-            json_ok(StatusCode::OK, json!({"sha256": sha, "size": size, "new": new}))
+            json_ok(
+                StatusCode::OK,
+                json!({"sha256": sha, "size": size, "new": new}),
+            )
         }
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
@@ -433,17 +501,26 @@ async fn create_commit(
         Err(r) => return r,
     };
     if !names::valid_name(&org) || !names::valid_name(&name) {
-        return api_err(StatusCode::BAD_REQUEST, "org and model names are A-Z a-z 0-9 - _ . (no .. or leading/trailing . -)");
+        return api_err(
+            StatusCode::BAD_REQUEST,
+            "org and model names are A-Z a-z 0-9 - _ . (no .. or leading/trailing . -)",
+        );
     }
     if !names::valid_branch(&rev) {
-        return api_err(StatusCode::BAD_REQUEST, "a revision is a branch name (not 40 hex digits)");
+        return api_err(
+            StatusCode::BAD_REQUEST,
+            "a revision is a branch name (not 40 hex digits)",
+        );
     }
     let v = match read_json(body).await {
         Ok(v) => v,
         Err(r) => return r,
     };
     let Some(list) = v["files"].as_array() else {
-        return api_err(StatusCode::BAD_REQUEST, "expected {\"files\": [{path, sha256, size}]}");
+        return api_err(
+            StatusCode::BAD_REQUEST,
+            "expected {\"files\": [{path, sha256, size}]}",
+        );
     };
     if list.is_empty() || list.len() > MAX_COMMIT_FILES {
         return api_err(
@@ -456,10 +533,16 @@ async fn create_commit(
         let (Some(path), Some(sha), Some(size)) =
             (f["path"].as_str(), f["sha256"].as_str(), f["size"].as_u64())
         else {
-            return api_err(StatusCode::BAD_REQUEST, "each file needs path, sha256 and size");
+            return api_err(
+                StatusCode::BAD_REQUEST,
+                "each file needs path, sha256 and size",
+            );
         };
         if !names::valid_path(path) || !names::is_sha256(sha) {
-            return api_err(StatusCode::BAD_REQUEST, &format!("invalid file entry {path:?}"));
+            return api_err(
+                StatusCode::BAD_REQUEST,
+                &format!("invalid file entry {path:?}"),
+            );
         }
         files.push(FileRow {
             path: path.to_string(),
@@ -474,7 +557,10 @@ async fn create_commit(
     // A file and a folder of the same name cannot both exist.
     for w in files.windows(2) {
         if w[1].path.starts_with(&format!("{}/", w[0].path)) {
-            return api_err(StatusCode::BAD_REQUEST, &format!("{} is both a file and a folder", w[0].path));
+            return api_err(
+                StatusCode::BAD_REQUEST,
+                &format!("{} is both a file and a folder", w[0].path),
+            );
         }
     }
     let tid = c.tenant_id;
@@ -483,7 +569,11 @@ async fn create_commit(
         for f in &files {
             // Only blobs this tenant uploaded count: a sha256 of another tenant's file
             // is unknown here.
-            if !r.meta.blob_has(tid, &f.sha256).map_err(|e| api_err(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))? {
+            if !r
+                .meta
+                .blob_has(tid, &f.sha256)
+                .map_err(|e| api_err(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?
+            {
                 return Err(api_err(
                     StatusCode::BAD_REQUEST,
                     &format!("{}: blob {} was not uploaded", f.path, f.sha256),
@@ -516,7 +606,11 @@ async fn create_commit(
                 "commit.create",
                 Some(&c),
                 "allow",
-                &[("repo", &format!("{org}/{name}")), ("revision", &rev), ("commit", &id)],
+                &[
+                    ("repo", &format!("{org}/{name}")),
+                    ("revision", &rev),
+                    ("commit", &id),
+                ],
             );
             json_ok(
                 StatusCode::CREATED,
@@ -554,24 +648,65 @@ async fn model_status(
                    "reasons": k.reasons, "created_at": k.created_at, "finished_at": k.finished_at})
         })
         .collect();
-    json_ok(StatusCode::OK, json!({"id": format!("{org}/{name}"), "main": refs, "commits": list}))
+    json_ok(
+        StatusCode::OK,
+        json!({"id": format!("{org}/{name}"), "main": refs, "commits": list}),
+    )
 }
 
 async fn metrics(State(reg): St) -> Response {
     let m = &reg.metrics;
     let mut s = String::new();
     for (name, help, v) in [
-        ("assay_registry_requests_total", "HTTP requests", m.requests.load(Relaxed)),
-        ("assay_registry_denied_total", "Requests answered 401 or 403", m.denied.load(Relaxed)),
-        ("assay_registry_not_found_total", "Requests answered 404", m.not_found.load(Relaxed)),
-        ("assay_registry_served_bytes_total", "File bytes served", m.bytes_served.load(Relaxed)),
-        ("assay_registry_ingested_bytes_total", "File bytes uploaded", m.bytes_ingested.load(Relaxed)),
-        ("assay_registry_commits_total", "Commits pushed", m.commits.load(Relaxed)),
-        ("assay_registry_admitted_total", "Revisions admitted", m.admitted.load(Relaxed)),
-        ("assay_registry_refused_total", "Revisions refused", m.refused.load(Relaxed)),
-        ("assay_registry_scan_milliseconds_total", "Time spent scanning", m.scan_millis.load(Relaxed)),
+        (
+            "assay_registry_requests_total",
+            "HTTP requests",
+            m.requests.load(Relaxed),
+        ),
+        (
+            "assay_registry_denied_total",
+            "Requests answered 401 or 403",
+            m.denied.load(Relaxed),
+        ),
+        (
+            "assay_registry_not_found_total",
+            "Requests answered 404",
+            m.not_found.load(Relaxed),
+        ),
+        (
+            "assay_registry_served_bytes_total",
+            "File bytes served",
+            m.bytes_served.load(Relaxed),
+        ),
+        (
+            "assay_registry_ingested_bytes_total",
+            "File bytes uploaded",
+            m.bytes_ingested.load(Relaxed),
+        ),
+        (
+            "assay_registry_commits_total",
+            "Commits pushed",
+            m.commits.load(Relaxed),
+        ),
+        (
+            "assay_registry_admitted_total",
+            "Revisions admitted",
+            m.admitted.load(Relaxed),
+        ),
+        (
+            "assay_registry_refused_total",
+            "Revisions refused",
+            m.refused.load(Relaxed),
+        ),
+        (
+            "assay_registry_scan_milliseconds_total",
+            "Time spent scanning",
+            m.scan_millis.load(Relaxed),
+        ),
     ] {
-        s.push_str(&format!("# HELP {name} {help}.\n# TYPE {name} counter\n{name} {v}\n"));
+        s.push_str(&format!(
+            "# HELP {name} {help}.\n# TYPE {name} counter\n{name} {v}\n"
+        ));
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s).into_response()
 }
@@ -590,8 +725,27 @@ async fn page_or_404(
     if html {
         page(st, p, headers, req).await
     } else {
-        hf::err(StatusCode::NOT_FOUND, "RepoNotFound", "Repository not found")
+        hf::err(
+            StatusCode::NOT_FOUND,
+            "RepoNotFound",
+            "Repository not found",
+        )
     }
+}
+
+/// The card without its HTML comments (the machine-readable record is in the API).
+fn strip_comments(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("<!--") {
+        out.push_str(&rest[..i]);
+        match rest[i..].find("-->") {
+            Some(j) => rest = &rest[i + j + 3..],
+            None => return out,
+        }
+    }
+    out.push_str(rest);
+    out.trim().to_string()
 }
 
 fn esc(s: &str) -> String {
@@ -618,19 +772,38 @@ pub async fn page(
             "<!doctype html><title>Assay registry</title><p>Sign in: open this page with <code>?token=YOUR_TOKEN</code>.</p>").into_response();
     };
     let Some(repo) = hf::find_repo(&reg, &c, &org, &name).await else {
-        reg.audit.log("page", Some(&c), "not_found", &[("repo", &format!("{org}/{name}"))]);
-        return (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            "<!doctype html><title>Not found</title><p>Repository not found.</p>").into_response();
+        reg.audit.log(
+            "page",
+            Some(&c),
+            "not_found",
+            &[("repo", &format!("{org}/{name}"))],
+        );
+        return (
+            StatusCode::NOT_FOUND,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            "<!doctype html><title>Not found</title><p>Repository not found.</p>",
+        )
+            .into_response();
     };
     let rid = repo.id;
     let (commits, main) = blocking(&reg, move |r| {
-        (r.meta.commits(rid).unwrap_or_default(), r.meta.ref_target(rid, "main").ok().flatten())
+        (
+            r.meta.commits(rid).unwrap_or_default(),
+            r.meta.ref_target(rid, "main").ok().flatten(),
+        )
     })
     .await;
-    let shown = main.clone().or_else(|| commits.first().map(|k| k.id.clone()));
+    let shown = main
+        .clone()
+        .or_else(|| commits.first().map(|k| k.id.clone()));
     let (report, card) = match shown.clone() {
         Some(id) => {
-            let (rep, card, _) = blocking(&reg, move |r| r.meta.commit_artifacts(rid, &id).unwrap_or((None, None, None))).await;
+            let (rep, card, _) = blocking(&reg, move |r| {
+                r.meta
+                    .commit_artifacts(rid, &id)
+                    .unwrap_or((None, None, None))
+            })
+            .await;
             (rep, card)
         }
         None => (None, None),
@@ -647,13 +820,15 @@ pre{{background:#f6f8fa;padding:1em;overflow:auto;white-space:pre-wrap}}code{{fo
         esc(&org), esc(&name), esc(&c.tenant)
     ));
     if let Some(id) = &shown {
-        let tok = if from_query { String::new() } else { String::new() };
         h.push_str(&format!(
-            "<p><img alt=\"assay badge\" src=\"/ui/{}/{}/badge.svg?commit={}{}\"> commit <code>{}</code></p>",
-            esc(&org), esc(&name), id, tok, id
+            "<p><img alt=\"assay badge\" src=\"/ui/{}/{}/badge.svg?commit={}\"> commit <code>{}</code></p>",
+            esc(&org), esc(&name), id, id
         ));
     }
-    if let Some(r) = report.as_deref().and_then(|r| serde_json::from_str::<Value>(r).ok()) {
+    if let Some(r) = report
+        .as_deref()
+        .and_then(|r| serde_json::from_str::<Value>(r).ok())
+    {
         let s = &r["summary"];
         h.push_str(&format!(
             "<h2>Scan report</h2><p>Verdict <b>{}</b> (fail on {}) · files {} · findings {}</p>",
@@ -662,8 +837,12 @@ pre{{background:#f6f8fa;padding:1em;overflow:auto;white-space:pre-wrap}}code{{fo
             r["files"].as_array().map_or(0, |a| a.len()),
             esc(&s["findings"].to_string())
         ));
-        if let Some(f) = r["findings"].as_array() && !f.is_empty() {
-            h.push_str("<table><tr><th>Severity</th><th>Rule</th><th>File</th><th>Message</th></tr>");
+        if let Some(f) = r["findings"].as_array()
+            && !f.is_empty()
+        {
+            h.push_str(
+                "<table><tr><th>Severity</th><th>Rule</th><th>File</th><th>Message</th></tr>",
+            );
             for x in f.iter().take(50) {
                 h.push_str(&format!(
                     "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -678,7 +857,11 @@ pre{{background:#f6f8fa;padding:1em;overflow:auto;white-space:pre-wrap}}code{{fo
     }
     h.push_str("<h2>Revisions</h2><table><tr><th>Commit</th><th>Revision</th><th>Status</th><th>Pushed</th><th>Reasons</th></tr>");
     for k in &commits {
-        let reasons = if writer { esc(&k.reasons.join("; ")) } else { String::from("(writers only)") };
+        let reasons = if writer {
+            esc(&k.reasons.join("; "))
+        } else {
+            String::from("(writers only)")
+        };
         h.push_str(&format!(
             "<tr><td><code>{}</code></td><td>{}</td><td class={}>{}</td><td>{}</td><td>{}</td></tr>",
             &k.id[..12], esc(&k.revision), esc(&k.status), esc(&k.status), esc(&k.created_at), reasons
@@ -686,18 +869,34 @@ pre{{background:#f6f8fa;padding:1em;overflow:auto;white-space:pre-wrap}}code{{fo
     }
     h.push_str("</table>");
     if let Some(card) = card {
-        h.push_str(&format!("<h2>Model card</h2><pre>{}</pre>", esc(&card)));
+        h.push_str(&format!(
+            "<h2>Model card</h2><pre>{}</pre>",
+            esc(&strip_comments(&card))
+        ));
     }
     h.push_str("</body></html>");
-    reg.audit.log("page", Some(&c), "allow", &[("repo", &format!("{org}/{name}"))]);
-    let mut resp = (StatusCode::OK, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], h).into_response();
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    reg.audit.log(
+        "page",
+        Some(&c),
+        "allow",
+        &[("repo", &format!("{org}/{name}"))],
+    );
+    let mut resp = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        h,
+    )
+        .into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp.headers_mut().insert(
         "content-security-policy",
         HeaderValue::from_static("default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"),
     );
     if from_query && let Some(t) = token {
-        if let Ok(v) = HeaderValue::from_str(&format!("assay_token={t}; HttpOnly; SameSite=Strict; Path=/")) {
+        if let Ok(v) = HeaderValue::from_str(&format!(
+            "assay_token={t}; HttpOnly; SameSite=Strict; Path=/"
+        )) {
             resp.headers_mut().insert(header::SET_COOKIE, v);
         }
     }

@@ -101,9 +101,17 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
     assay_registry::serve(&cfg, &a.listen, |addr, opened| {
         let mut err = std::io::stderr().lock();
         if let Some(p) = &opened.created_admin_token {
-            let _ = writeln!(err, "assay serve: new registry; bootstrap admin token written to {} (mode 0600)", p.display());
+            let _ = writeln!(
+                err,
+                "assay serve: new registry; bootstrap admin token written to {} (mode 0600)",
+                p.display()
+            );
         }
-        let _ = writeln!(err, "assay serve: listening on http://{addr} (data {})", a.data.display());
+        let _ = writeln!(
+            err,
+            "assay serve: listening on http://{addr} (data {})",
+            a.data.display()
+        );
     })
     .with_context(|| format!("cannot serve from {}", a.data.display()))?;
     Ok(ExitCode::SUCCESS)
@@ -116,7 +124,11 @@ pub fn tenant(c: TenantCommand) -> Result<ExitCode> {
             eprintln!("tenant {name} created; its admin token (shown once):");
             println!("{}", v["token"].as_str().unwrap_or(""));
         }
-        TenantCommand::Policy { policy, default, server } => {
+        TenantCommand::Policy {
+            policy,
+            default,
+            server,
+        } => {
             let c = server.client()?;
             if default {
                 c.clear_policy()?;
@@ -124,7 +136,8 @@ pub fn tenant(c: TenantCommand) -> Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let p = policy.unwrap_or_default();
-            let text = std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
+            let text = std::fs::read_to_string(&p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
             let v = c.set_policy(&text)?;
             println!("policy set (sha256 {})", v["sha256"].as_str().unwrap_or(""));
         }
@@ -136,7 +149,10 @@ pub fn token(c: TokenCommand) -> Result<ExitCode> {
     match c {
         TokenCommand::Create { scope, server } => {
             let v = server.client()?.create_token(&scope)?;
-            eprintln!("{scope} token for tenant {} (shown once):", v["tenant"].as_str().unwrap_or("?"));
+            eprintln!(
+                "{scope} token for tenant {} (shown once):",
+                v["tenant"].as_str().unwrap_or("?")
+            );
             println!("{}", v["token"].as_str().unwrap_or(""));
         }
     }
@@ -156,7 +172,10 @@ pub fn push(a: PushArgs) -> Result<ExitCode> {
     let commit = c.push(&a.model, org, name, &a.revision, |path, size| {
         eprintln!("upload {path} ({size} bytes)");
     })?;
-    eprintln!("commit {commit} on {} of {}: quarantined until its scan finishes", a.revision, a.repo);
+    eprintln!(
+        "commit {commit} on {} of {}: quarantined until its scan finishes",
+        a.revision, a.repo
+    );
     if a.no_wait {
         println!("{commit}");
         return Ok(ExitCode::SUCCESS);
@@ -171,7 +190,10 @@ pub fn push(a: PushArgs) -> Result<ExitCode> {
             .unwrap_or_default();
         match entry["status"].as_str() {
             Some("admitted") => {
-                println!("{commit} admitted ({:.1}s)", started.elapsed().as_secs_f64());
+                println!(
+                    "{commit} admitted ({:.1}s)",
+                    started.elapsed().as_secs_f64()
+                );
                 return Ok(ExitCode::SUCCESS);
             }
             Some("refused") => {
