@@ -565,18 +565,18 @@ async fn create_commit(
     }
     let tid = c.tenant_id;
     let (o, n, r2) = (org.clone(), name.clone(), rev.clone());
-    let res = blocking(&reg, move |r| -> Result<String, Response> {
+    let res = blocking(&reg, move |r| -> Result<String, (StatusCode, String)> {
         for f in &files {
             // Only blobs this tenant uploaded count: a sha256 of another tenant's file
             // is unknown here.
             if !r
                 .meta
                 .blob_has(tid, &f.sha256)
-                .map_err(|e| api_err(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?
+                .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
             {
-                return Err(api_err(
+                return Err((
                     StatusCode::BAD_REQUEST,
-                    &format!("{}: blob {} was not uploaded", f.path, f.sha256),
+                    format!("{}: blob {} was not uploaded", f.path, f.sha256),
                 ));
             }
         }
@@ -584,17 +584,17 @@ async fn create_commit(
         let repo = match r.meta.repo_get_or_create(tid, &o, &n, &now) {
             Ok(repo) => repo,
             Err(MetaError::Conflict) => {
-                return Err(api_err(
+                return Err((
                     StatusCode::CONFLICT,
-                    "a model whose name differs only in case exists; use its exact name",
+                    "a model whose name differs only in case exists; use its exact name".into(),
                 ));
             }
-            Err(e) => return Err(api_err(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
+            Err(e) => return Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
         };
         let id = commit_id(&files, &r2, &now);
         r.meta
             .commit_create(&repo, &id, &r2, &files, &now)
-            .map_err(|e| api_err(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
+            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
         Ok(id)
     })
     .await;
@@ -617,7 +617,7 @@ async fn create_commit(
                 json!({"commit": id, "revision": rev, "status": crate::meta::QUARANTINED}),
             )
         }
-        Err(r) => r,
+        Err((status, msg)) => api_err(status, &msg),
     }
 }
 
@@ -893,12 +893,13 @@ pre{{background:#f6f8fa;padding:1em;overflow:auto;white-space:pre-wrap}}code{{fo
         "content-security-policy",
         HeaderValue::from_static("default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"),
     );
-    if from_query && let Some(t) = token {
-        if let Ok(v) = HeaderValue::from_str(&format!(
+    if from_query
+        && let Some(t) = token
+        && let Ok(v) = HeaderValue::from_str(&format!(
             "assay_token={t}; HttpOnly; SameSite=Strict; Path=/"
-        )) {
-            resp.headers_mut().insert(header::SET_COOKIE, v);
-        }
+        ))
+    {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     resp
 }
