@@ -61,6 +61,24 @@ pub enum Command {
     /// Red-team an OpenAI-compatible chat endpoint with adversarial probe suites and
     /// report the attack success rate (exit 1 above --fail-above).
     Redteam(Box<crate::cmd::redteam::RedteamArgs>),
+    /// Model registry: serve a multi-tenant, Hugging Face compatible registry that serves
+    /// only models its policy admitted (SQLite and a data folder; nothing to install).
+    Serve(crate::cmd::registry::ServeArgs),
+    /// Registry tenants: `create` one (bootstrap admin token), set its `policy`.
+    Tenant {
+        #[command(subcommand)]
+        command: crate::cmd::registry::TenantCommand,
+    },
+    /// Registry tokens: `create` a read, write or admin token of your tenant.
+    Token {
+        #[command(subcommand)]
+        command: crate::cmd::registry::TokenCommand,
+    },
+    /// Push a model folder to a registry as a new commit; waits for the scan and prints
+    /// the admission decision.
+    ///
+    /// Exit codes: 0 admitted (or uploaded, with --no-wait), 1 refused, 2 error.
+    Push(crate::cmd::registry::PushArgs),
 }
 
 #[derive(clap::Args, Debug)]

@@ -51,5 +51,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Diff(a) => cmd::diff::diff(a),
         Command::Convert(a) => cmd::convert::convert(a),
         Command::Redteam(a) => cmd::redteam::run(*a),
+        Command::Serve(a) => cmd::registry::serve(a),
+        Command::Tenant { command } => cmd::registry::tenant(command),
+        Command::Token { command } => cmd::registry::token(command),
+        Command::Push(a) => cmd::registry::push(a),
     }
 }

@@ -6,6 +6,7 @@ pub mod diff;
 pub mod firewall;
 pub mod policy;
 pub mod redteam;
+pub mod registry;
 pub mod rules;
 pub mod scan;
 pub mod sign;
