@@ -472,7 +472,13 @@ fn default_policy_admits_the_clean_model_and_refuses_the_others_with_reasons() {
     let partial = report_with_stages(d, "demo", &[], &["backdoor", "tensor"]);
     let out = assay_in(
         d,
-        &["policy", "check", "demo", "--report", partial.to_str().unwrap()],
+        &[
+            "policy",
+            "check",
+            "demo",
+            "--report",
+            partial.to_str().unwrap(),
+        ],
     );
     assert_eq!(out.status.code(), Some(1));
     let t = text(&out);

@@ -619,13 +619,21 @@ mod unread_array_tests {
     fn large_pickled_arrays_make_the_tensor_stages_incomplete() {
         let ctx = scan_pickle(&numpy_pickle(MAX_UNREAD_ARRAY_BYTES as usize + 1));
         assert!(ctx.tensor.incomplete);
-        assert!(ctx.findings.iter().any(|f| f.rule == "TEN009"), "{:?}", ctx.findings);
+        assert!(
+            ctx.findings.iter().any(|f| f.rule == "TEN009"),
+            "{:?}",
+            ctx.findings
+        );
     }
 
     #[test]
     fn small_pickled_arrays_do_not() {
         let ctx = scan_pickle(&numpy_pickle(1024));
         assert!(!ctx.tensor.incomplete);
-        assert!(!ctx.findings.iter().any(|f| f.rule == "TEN009"), "{:?}", ctx.findings);
+        assert!(
+            !ctx.findings.iter().any(|f| f.rule == "TEN009"),
+            "{:?}",
+            ctx.findings
+        );
     }
 }
