@@ -11,6 +11,8 @@ mod engine;
 mod limits;
 mod repo;
 pub mod rules;
+#[cfg(test)]
+mod test_support;
 mod vulnerability;
 mod walk;
 

@@ -285,7 +285,7 @@ fn clip(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::{ScanOptions, Severity};
+
     use std::io::Write;
 
     fn s(v: &mut Vec<u8>, x: &str) {
@@ -326,25 +326,7 @@ mod tests {
         f.write_all(&v).unwrap();
         f.set_len(data_start + SIZE).unwrap();
         drop(f);
-        // The tensor stage would read all 10 GB of (sparse) weights; its limit is set to
-        // zero here so that only the structural scan runs.
-        let opts = ScanOptions {
-            hash_files: false,
-            limits: crate::Limits {
-                max_tensor_bytes_per_file: 0,
-                ..crate::Limits::default()
-            },
-            ..ScanOptions::default()
-        };
-        let report = crate::scan(&[path], &opts).unwrap();
-        assert_eq!(report.files[0].format, "gguf");
-        assert!(
-            report
-                .findings
-                .iter()
-                .all(|f| f.severity < Severity::Medium),
-            "{:?}",
-            report.findings
-        );
+        let report = crate::test_support::scan_structure_only(path);
+        crate::test_support::assert_clean(&report, "gguf");
     }
 }

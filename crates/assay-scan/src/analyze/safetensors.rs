@@ -436,7 +436,7 @@ mod tests {
 
 #[cfg(test)]
 mod sparse_tests {
-    use crate::{ScanOptions, Severity};
+
     use std::io::Write;
 
     /// A 10 GB safetensors file (sparse: only the header is on disk) is scanned from its
@@ -455,25 +455,7 @@ mod sparse_tests {
         f.write_all(header.as_bytes()).unwrap();
         f.set_len(8 + header.len() as u64 + SIZE).unwrap();
         drop(f);
-        // The tensor stage would read all 10 GB of (sparse) weights; its limit is set to
-        // zero here so that only the structural scan runs.
-        let opts = ScanOptions {
-            hash_files: false,
-            limits: crate::Limits {
-                max_tensor_bytes_per_file: 0,
-                ..crate::Limits::default()
-            },
-            ..ScanOptions::default()
-        };
-        let report = crate::scan(&[path], &opts).unwrap();
-        assert_eq!(report.files[0].format, "safetensors");
-        assert!(
-            report
-                .findings
-                .iter()
-                .all(|f| f.severity < Severity::Medium),
-            "{:?}",
-            report.findings
-        );
+        let report = crate::test_support::scan_structure_only(path);
+        crate::test_support::assert_clean(&report, "safetensors");
     }
 }
