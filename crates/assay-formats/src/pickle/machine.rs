@@ -1523,7 +1523,8 @@ impl<'a, 'o> Machine<'a, 'o> {
                 if let Some(Obj::Call(c)) = self.objs.get_mut(id) {
                     c.state = Some(state.clone());
                     if let Value::Global(g) = &c.callable {
-                        if g.name == "NumpyArrayWrapper" && g.module.ends_with("joblib.numpy_pickle")
+                        if g.name == "NumpyArrayWrapper"
+                            && g.module.ends_with("joblib.numpy_pickle")
                         {
                             wrapper = Some(());
                         }
@@ -1692,7 +1693,9 @@ impl<'a, 'o> Machine<'a, 'o> {
             .push((data_start as u64, nbytes as u64));
         if let (Some(code), Some(dims)) = (self.dtype_code(&dtype), dims_of(&shape)) {
             let fortran = matches!(
-                self.dict_get(state, "order").as_ref().and_then(Value::as_str),
+                self.dict_get(state, "order")
+                    .as_ref()
+                    .and_then(Value::as_str),
                 Some("F")
             );
             self.push_numpy_array(

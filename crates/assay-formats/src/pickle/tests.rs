@@ -517,3 +517,42 @@ fn build_state_pairs_are_checked_once_not_at_every_build() {
     assert_eq!(dunder.len(), 1, "{dunder:?}");
     assert!(dunder[0].detail.contains("__reduce__"), "{dunder:?}");
 }
+
+/// Arrays written by numpy/joblib (fixtures/tensor/pickled/generate_pickled.py): each
+/// numeric array is described with its dtype, shape, order, byte range and key path.
+#[test]
+fn numpy_arrays_of_real_joblib_and_pickle_files() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tensor/pickled/view");
+    for f in ["arrays.joblib", "arrays_p4.pkl"] {
+        let d = std::fs::read(dir.join(f)).unwrap();
+        let a = analyze(&d, &PickleLimits::default());
+        let mut got: Vec<(String, String, Vec<u64>, bool)> = a
+            .numpy_arrays
+            .iter()
+            .map(|x| {
+                assert!(x.data.0 + x.data.1 <= d.len() as u64);
+                (
+                    x.name.clone().unwrap(),
+                    x.dtype.clone(),
+                    x.shape.clone(),
+                    x.fortran_order,
+                )
+            })
+            .collect();
+        got.sort();
+        let want = [
+            ("be", ">f8", vec![4], false),
+            ("f", "<f8", vec![2, 3], true),
+            ("h", "<f2", vec![5], false),
+            ("nested.k", "<i4", vec![2, 2], false),
+            ("u", "|u1", vec![6], false),
+            ("w", "<f4", vec![3, 4], false),
+        ];
+        let want: Vec<(String, String, Vec<u64>, bool)> = want
+            .into_iter()
+            .map(|(n, t, s, o)| (n.to_string(), t.to_string(), s, o))
+            .collect();
+        assert_eq!(got, want, "{f}");
+    }
+}

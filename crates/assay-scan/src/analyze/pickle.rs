@@ -27,9 +27,8 @@ const TRANSPARENT_LOADERS: &[&str] = &[
 const MAX_UNREAD_ARRAY_BYTES: u64 = 64 * 1024;
 
 fn unread_arrays(ctx: &mut FileScan, a: &PickleAnalysis, stream_len: u64, loc: &Loc) {
-    let read = |r: &(u64, u64)| {
-        a.numpy_arrays.iter().any(|x| x.data == *r) || a.object_arrays.contains(r)
-    };
+    let read =
+        |r: &(u64, u64)| a.numpy_arrays.iter().any(|x| x.data == *r) || a.object_arrays.contains(r);
     let inline: u64 = a
         .inline_arrays
         .iter()
@@ -37,7 +36,11 @@ fn unread_arrays(ctx: &mut FileScan, a: &PickleAnalysis, stream_len: u64, loc: &
         .map(|(_, n)| n)
         .sum();
     let numpy_arrays = a.globals.iter().any(|g| {
-        g.module.starts_with("numpy") && matches!(g.name.as_str(), "_reconstruct" | "frombuffer" | "_frombuffer")
+        g.module.starts_with("numpy")
+            && matches!(
+                g.name.as_str(),
+                "_reconstruct" | "frombuffer" | "_frombuffer"
+            )
     });
     // Arrays rebuilt by numpy carry their bytes in the stream itself: whatever of the
     // stream is not a described array may be undescribed array data.
@@ -634,6 +637,36 @@ mod unread_array_tests {
         assert!(ctx.tensor.incomplete);
         assert!(
             ctx.findings.iter().any(|f| f.rule == "TEN009"),
+            "{:?}",
+            ctx.findings
+        );
+    }
+
+    /// The same stream with a shape that fits its bytes: the array is described (and read
+    /// by the tensor stage), so nothing is left unread.
+    #[test]
+    fn described_pickled_arrays_are_not_unread() {
+        let n = MAX_UNREAD_ARRAY_BYTES as usize + 4;
+        let mut d = numpy_pickle(n);
+        // shape (0,) -> (n/4,) as BININT: K\x00 becomes J + 4 bytes.
+        let at = d.windows(3).position(|w| w == b"K\x00\x85").unwrap();
+        let at = at
+            + d[at + 1..]
+                .windows(3)
+                .position(|w| w == b"K\x00\x85")
+                .unwrap()
+            + 1;
+        d.splice(
+            at..at + 2,
+            [b"J".as_slice(), &((n / 4) as u32).to_le_bytes()].concat(),
+        );
+        let a = analyze(&d, &Default::default());
+        assert_eq!(a.numpy_arrays.len(), 1, "{:?}", a.anomalies);
+        assert_eq!(a.numpy_arrays[0].shape, vec![(n / 4) as u64]);
+        let ctx = scan_pickle(&d);
+        assert!(!ctx.tensor.incomplete);
+        assert!(
+            !ctx.findings.iter().any(|f| f.rule == "TEN009"),
             "{:?}",
             ctx.findings
         );

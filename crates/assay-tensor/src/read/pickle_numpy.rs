@@ -26,7 +26,11 @@ pub fn read_arrays<'a>(
     for (i, r) in arrays.iter().enumerate() {
         let name = r.name.clone().unwrap_or_else(|| format!("<array {i}>"));
         let Some((dtype, endian)) = Dtype::from_numpy(&r.dtype) else {
-            file.problem(Some(&name), None, format!("dtype {:?} is not read", r.dtype));
+            file.problem(
+                Some(&name),
+                None,
+                format!("dtype {:?} is not read", r.dtype),
+            );
             continue;
         };
         let (start, len) = r.data;
