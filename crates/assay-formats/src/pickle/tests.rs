@@ -556,3 +556,21 @@ fn numpy_arrays_of_real_joblib_and_pickle_files() {
         assert_eq!(got, want, "{f}");
     }
 }
+
+/// At most `MAX_NUMPY_ARRAYS` arrays are described per stream; the rest stay undescribed
+/// (the scanner counts them as unread array data).
+#[test]
+fn numpy_arrays_are_bounded_in_number() {
+    let mut d = b"\x80\x04cnumpy.core.multiarray\n_reconstruct\np0\ncnumpy\nndarray\np1\n".to_vec();
+    d.extend(b"cnumpy\ndtype\nX\x02\x00\x00\x00f4\x89\x88\x87Rp2\n]");
+    for _ in 0..MAX_NUMPY_ARRAYS + 3 {
+        d.extend(b"g0\ng1\nK\x00\x85C\x01b\x87R(K\x01K\x01\x85g2\n\x89C\x04\x00\x00\x80?tba");
+    }
+    d.push(b'.');
+    let a = run(&d);
+    assert_eq!(a.numpy_arrays.len(), MAX_NUMPY_ARRAYS, "{:?}", a.anomalies);
+    assert_eq!(a.numpy_arrays[0].dtype, "|f4");
+    assert_eq!(a.numpy_arrays[0].name.as_deref(), Some("0"));
+    let (start, len) = a.numpy_arrays[0].data;
+    assert_eq!(&d[start as usize..(start + len) as usize], b"\x00\x00\x80?");
+}
