@@ -449,3 +449,46 @@ fn sarif_validates_against_the_official_schema() {
         String::from_utf8_lossy(&check.stderr)
     );
 }
+
+/// Weights stored as numpy arrays inside pickles (joblib inline arrays, compressed
+/// joblib, plain pickles) are read: the tensor and backdoor stages are complete, and a
+/// payload hidden in them is found.
+#[test]
+fn pickled_numpy_arrays_are_analysed() {
+    for f in [
+        "fixtures/tensor/pickled/benign/mlp_like.joblib",
+        "fixtures/tensor/pickled/benign/mlp_like_zlib.joblib",
+        "fixtures/tensor/pickled/benign/mlp_like.pkl",
+    ] {
+        let (code, report) = json(&["scan", f]);
+        assert_eq!(code, 0, "{f}: {report}");
+        let stages = &report["summary"]["stages"];
+        assert_eq!(stages["tensor"], "complete", "{f}: {report}");
+        assert_eq!(stages["backdoor"], "complete", "{f}: {report}");
+        let rules: Vec<&str> = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|x| x["rule"].as_str())
+            .collect();
+        assert!(!rules.contains(&"TEN009"), "{f}: {rules:?}");
+    }
+    for f in [
+        "fixtures/tensor/pickled/malicious/evilmodel_elf.joblib",
+        "fixtures/tensor/pickled/malicious/evilmodel_elf_zlib.joblib",
+        "fixtures/tensor/pickled/malicious/evilmodel_elf.pkl",
+    ] {
+        let (code, report) = json(&["scan", f]);
+        assert_eq!(code, 1, "{f}");
+        assert!(
+            report["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["rule"] == "TEN004"
+                    && x["severity"] == "high"
+                    && x["message"].as_str().unwrap().contains("coefs_.1")),
+            "{f}: {report}"
+        );
+    }
+}

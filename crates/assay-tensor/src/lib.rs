@@ -40,7 +40,7 @@ mod view;
 pub use dtype::{Dtype, Endian, bf16_to_f32, decode_f32, decode_one, f16_to_f32};
 pub use read::{
     ExternalData, MAX_PROBLEMS, ReadError, ReadLimits, detect, onnx_external_locations, read,
-    read_as,
+    read_as, read_pickled_arrays,
 };
 pub use view::{
     Alias, Bytes, Problem, Tensor, TensorFile, TensorFormat, Unclaimed, ValueError,

@@ -16,6 +16,8 @@ pub enum TensorFormat {
     Onnx,
     Npy,
     Npz,
+    /// NumPy arrays inside a pickle: joblib inline arrays, or `_reconstruct` + `BUILD`.
+    PickleNumpy,
 }
 
 impl TensorFormat {
@@ -28,6 +30,7 @@ impl TensorFormat {
             TensorFormat::Onnx => "onnx",
             TensorFormat::Npy => "numpy-npy",
             TensorFormat::Npz => "numpy-npz",
+            TensorFormat::PickleNumpy => "pickled-numpy",
         }
     }
 }

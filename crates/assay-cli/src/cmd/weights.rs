@@ -81,6 +81,7 @@ pub fn preference(f: TensorFormat) -> u8 {
         TensorFormat::Gguf => 2,
         TensorFormat::Onnx => 3,
         TensorFormat::Npz | TensorFormat::Npy => 4,
+        TensorFormat::PickleNumpy => 5,
     }
 }
 

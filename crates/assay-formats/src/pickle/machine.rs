@@ -238,6 +238,8 @@ struct Snapshot {
     inline: usize,
     torch_storages: usize,
     torch_tensors: usize,
+    numpy_arrays: usize,
+    object_arrays: usize,
 }
 
 impl Snapshot {
@@ -252,6 +254,8 @@ impl Snapshot {
             inline: a.inline_arrays.len(),
             torch_storages: a.torch_storages.len(),
             torch_tensors: a.torch_tensors.len(),
+            numpy_arrays: a.numpy_arrays.len(),
+            object_arrays: a.object_arrays.len(),
         }
     }
     fn named_anything_since(&self, a: &PickleAnalysis) -> bool {
@@ -269,6 +273,8 @@ impl Snapshot {
         a.inline_arrays.truncate(self.inline);
         a.torch_storages.truncate(self.torch_storages);
         a.torch_tensors.truncate(self.torch_tensors);
+        a.numpy_arrays.truncate(self.numpy_arrays);
+        a.object_arrays.truncate(self.object_arrays);
     }
 }
 
@@ -298,10 +304,12 @@ fn run_one(
         dunder_checked: HashMap::new(),
         storage_ids: HashMap::new(),
         tensor_objs: HashMap::new(),
+        numpy_objs: HashMap::new(),
         call_items: HashMap::new(),
     };
     let end = m.run()?;
     m.name_torch_tensors();
+    m.name_numpy_arrays();
     Ok(end)
 }
 
@@ -330,6 +338,8 @@ struct Machine<'a, 'o> {
     storage_ids: HashMap<Rc<str>, usize>,
     /// Arena id of a tensor rebuild call → index into `out.torch_tensors`.
     tensor_objs: HashMap<u32, usize>,
+    /// Arena id of a numpy array object → index into `out.numpy_arrays`.
+    numpy_objs: HashMap<u32, usize>,
     /// Items set on call results (an `OrderedDict()` filled by `SETITEMS`), for naming
     /// tensors.
     call_items: HashMap<u32, Vec<(Value<'a>, Value<'a>)>>,
@@ -1509,19 +1519,32 @@ impl<'a, 'o> Machine<'a, 'o> {
                 let id = *id as usize;
                 self.check_dunder_state(&state, at);
                 let mut wrapper = None;
+                let mut reconstruct = false;
                 if let Some(Obj::Call(c)) = self.objs.get_mut(id) {
                     c.state = Some(state.clone());
-                    if let Value::Global(g) = &c.callable
-                        && g.name == "NumpyArrayWrapper"
-                        && g.module.ends_with("joblib.numpy_pickle")
-                    {
-                        wrapper = Some(());
+                    if let Value::Global(g) = &c.callable {
+                        if g.name == "NumpyArrayWrapper"
+                            && g.module.ends_with("joblib.numpy_pickle")
+                        {
+                            wrapper = Some(());
+                        }
+                        reconstruct = g.name == "_reconstruct"
+                            && matches!(
+                                g.module.as_str(),
+                                "numpy.core.multiarray" | "numpy._core.multiarray"
+                            );
                     }
                 }
                 if wrapper.is_some() && self.joblib_arrays {
-                    self.joblib_inline_array(&state, at)?;
-                    let top = self.stack.len() - 1;
-                    self.stack[top] = Value::Opaque("joblib inline array");
+                    self.joblib_inline_array(&state, at, id as u32)?;
+                    // A described numeric array stays the wrapper object, so that it can
+                    // be named by its key path.
+                    if !self.numpy_objs.contains_key(&(id as u32)) {
+                        let top = self.stack.len() - 1;
+                        self.stack[top] = Value::Opaque("joblib inline array");
+                    }
+                } else if reconstruct {
+                    self.reconstructed_array(&state, at, id as u32);
                 }
             }
             _ => self.check_dunder_state(&state, at),
@@ -1593,7 +1616,7 @@ impl<'a, 'o> Machine<'a, 'o> {
     /// joblib's `NumpyUnpickler.load_build`: after `BUILD` of a `NumpyArrayWrapper`, the
     /// array's bytes follow inline in the stream — raw data, or for object arrays a whole
     /// nested pickle that plain `pickle.load` reads.
-    fn joblib_inline_array(&mut self, state: &Value<'a>, at: usize) -> Step<()> {
+    fn joblib_inline_array(&mut self, state: &Value<'a>, at: usize, obj: u32) -> Step<()> {
         let fail = |detail: &str| Stop {
             offset: at,
             kind: AnomalyKind::JoblibArray,
@@ -1636,6 +1659,9 @@ impl<'a, 'o> Machine<'a, 'o> {
             self.out
                 .inline_arrays
                 .push((start as u64, (end - start) as u64));
+            self.out
+                .object_arrays
+                .push((start as u64, (end - start) as u64));
             self.pos = end;
             return Ok(());
         }
@@ -1665,7 +1691,155 @@ impl<'a, 'o> Machine<'a, 'o> {
         self.out
             .inline_arrays
             .push((data_start as u64, nbytes as u64));
+        if let (Some(code), Some(dims)) = (self.dtype_code(&dtype), dims_of(&shape)) {
+            let fortran = matches!(
+                self.dict_get(state, "order")
+                    .as_ref()
+                    .and_then(Value::as_str),
+                Some("F")
+            );
+            self.push_numpy_array(
+                obj,
+                NumpyArrayRef {
+                    offset: at as u64,
+                    name: None,
+                    aliases: Vec::new(),
+                    dtype: code,
+                    shape: dims,
+                    fortran_order: fortran,
+                    data: (data_start as u64, nbytes as u64),
+                },
+            );
+        }
         Ok(())
+    }
+
+    /// `numpy.core.multiarray._reconstruct(ndarray, (0,), b'b')` then `BUILD` with
+    /// `(version, shape, dtype, is_fortran, rawdata)`: the raw bytes are a bytes object of
+    /// the stream itself (kept as a range, not copied). Object arrays carry a list instead
+    /// and are not recorded.
+    fn reconstructed_array(&mut self, state: &Value<'a>, at: usize, obj: u32) {
+        let Value::Tuple(st) = state else { return };
+        let (Some(shape), Some(dtype), Some(fortran), Some(Value::Bytes(raw))) =
+            (st.get(1), st.get(2), st.get(3), st.get(4))
+        else {
+            return;
+        };
+        let Some(dims) = dims_of(shape) else { return };
+        let Some(code) = self.dtype_code(dtype) else {
+            return;
+        };
+        let Some((itemsize, false)) = self.dtype_info(dtype) else {
+            return;
+        };
+        // The payload must be a slice of this stream and exactly the array's size.
+        let base = self.data.as_ptr() as usize;
+        let p = raw.as_ptr() as usize;
+        if p < base || p - base + raw.len() > self.data.len() {
+            return;
+        }
+        let n = dims.iter().try_fold(itemsize, |a, d| a.checked_mul(*d));
+        if n != Some(raw.len() as u64) {
+            return;
+        }
+        let fortran = match fortran {
+            Value::Bool(b) => *b,
+            Value::Int(i) => *i != 0,
+            _ => return,
+        };
+        self.push_numpy_array(
+            obj,
+            NumpyArrayRef {
+                offset: at as u64,
+                name: None,
+                aliases: Vec::new(),
+                dtype: code,
+                shape: dims,
+                fortran_order: fortran,
+                data: ((p - base) as u64, raw.len() as u64),
+            },
+        );
+    }
+
+    fn push_numpy_array(&mut self, obj: u32, a: NumpyArrayRef) {
+        if self.out.numpy_arrays.len() >= MAX_NUMPY_ARRAYS {
+            return;
+        }
+        self.numpy_objs.insert(obj, self.out.numpy_arrays.len());
+        self.out.numpy_arrays.push(a);
+    }
+
+    /// The dtype string with its byte order (`<f4`) of a `numpy.dtype(code, …)` built in
+    /// the stream.
+    fn dtype_code(&self, dtype: &Value<'a>) -> Option<String> {
+        let Value::Ref(id) = dtype else { return None };
+        let Obj::Call(c) = self.objs.get(*id as usize)? else {
+            return None;
+        };
+        let Value::Global(g) = &c.callable else {
+            return None;
+        };
+        if !g.module.starts_with("numpy") || g.name != "dtype" {
+            return None;
+        }
+        let code = c.args.first()?.as_str()?;
+        if code.len() > 8 {
+            return None;
+        }
+        let order = match &c.state {
+            Some(Value::Tuple(st)) => st.get(1).and_then(Value::as_str).unwrap_or("|"),
+            _ => "|",
+        };
+        let code = code.trim_start_matches(['<', '>', '=', '|']);
+        // Numeric kinds only: strings, datetimes and records are not weights.
+        if !code.starts_with(['b', 'i', 'u', 'f', 'c']) {
+            return None;
+        }
+        let order = if order == "=" { "<" } else { order };
+        Some(format!("{order}{code}"))
+    }
+
+    /// Names the numpy arrays of this pickle by where they sit in its result.
+    fn name_numpy_arrays(&mut self) {
+        if self.numpy_objs.is_empty() {
+            return;
+        }
+        let Some(root) = self.stack.last().cloned() else {
+            return;
+        };
+        // The namer names `TorchTensorRef`s: name placeholders, then copy the names.
+        let placeholder = TorchTensorRef {
+            offset: 0,
+            name: None,
+            aliases: Vec::new(),
+            storage: 0,
+            dtype: None,
+            storage_offset: 0,
+            size: Vec::new(),
+            stride: Vec::new(),
+        };
+        let mut names = vec![placeholder; self.out.numpy_arrays.len()];
+        let mut namer = super::torch::Namer {
+            objs: &self.objs,
+            tensors: &self.numpy_objs,
+            items: &self.call_items,
+            visited: Default::default(),
+            steps: 0,
+            first: Default::default(),
+            first_bytes: 0,
+            revisits: Vec::new(),
+        };
+        namer.walk(&root, "", 0, &mut names);
+        let (fp, revisits) = (namer.first, namer.revisits);
+        super::torch::name_aliases(&fp, &revisits, &mut names);
+        for &i in self.numpy_objs.values() {
+            if let (Some(a), Some(n)) = (self.out.numpy_arrays.get_mut(i), names.get_mut(i))
+                && a.name.is_none()
+            {
+                a.name = n.name.take();
+                a.aliases = std::mem::take(&mut n.aliases);
+            }
+        }
     }
 
     /// (itemsize, hasobject) of a `numpy.dtype(...)` built in the stream.
@@ -1721,6 +1895,20 @@ impl<'a, 'o> Machine<'a, 'o> {
             _ => return None,
         };
         Some((size, false))
+    }
+}
+
+/// A shape tuple of non-negative ints.
+fn dims_of(shape: &Value<'_>) -> Option<Vec<u64>> {
+    match shape {
+        Value::Tuple(dims) => dims
+            .iter()
+            .map(|d| match d {
+                Value::Int(n) if *n >= 0 => Some(*n as u64),
+                _ => None,
+            })
+            .collect(),
+        _ => None,
     }
 }
 

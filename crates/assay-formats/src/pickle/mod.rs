@@ -178,6 +178,27 @@ pub struct TorchTensorRef {
     pub stride: Vec<u64>,
 }
 
+/// Numeric numpy arrays described per stream; further ones are left undescribed (and
+/// count as unread array data).
+pub const MAX_NUMPY_ARRAYS: usize = 1 << 16;
+
+/// A numeric numpy array whose raw bytes lie in the stream: a joblib inline array, or
+/// `numpy.core.multiarray._reconstruct` + `BUILD` with a bytes state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumpyArrayRef {
+    /// Offset of the `BUILD` opcode.
+    pub offset: u64,
+    /// Key path in the unpickled object (as for [`TorchTensorRef::name`]).
+    pub name: Option<String>,
+    pub aliases: Vec<String>,
+    /// numpy dtype string with byte order (`<f4`, `|u1`, `>f8`).
+    pub dtype: String,
+    pub shape: Vec<u64>,
+    pub fortran_order: bool,
+    /// The array's bytes in the stream: (offset, length).
+    pub data: (u64, u64),
+}
+
 /// Everything the symbolic unpickler learned about one stream (all its concatenated
 /// pickles).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -205,6 +226,10 @@ pub struct PickleAnalysis {
     pub torch_storages: Vec<TorchStorageRef>,
     /// Tensors rebuilt from those storages (for reading weights; judging ignores them).
     pub torch_tensors: Vec<TorchTensorRef>,
+    /// joblib object arrays (nested pickles, analysed as such): (offset, length).
+    pub object_arrays: Vec<(u64, u64)>,
+    /// Numeric numpy arrays whose bytes lie in the stream (at most [`MAX_NUMPY_ARRAYS`]).
+    pub numpy_arrays: Vec<NumpyArrayRef>,
 }
 
 impl PickleAnalysis {

@@ -517,3 +517,60 @@ fn build_state_pairs_are_checked_once_not_at_every_build() {
     assert_eq!(dunder.len(), 1, "{dunder:?}");
     assert!(dunder[0].detail.contains("__reduce__"), "{dunder:?}");
 }
+
+/// Arrays written by numpy/joblib (fixtures/tensor/pickled/generate_pickled.py): each
+/// numeric array is described with its dtype, shape, order, byte range and key path.
+#[test]
+fn numpy_arrays_of_real_joblib_and_pickle_files() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tensor/pickled/view");
+    for f in ["arrays.joblib", "arrays_p4.pkl"] {
+        let d = std::fs::read(dir.join(f)).unwrap();
+        let a = analyze(&d, &PickleLimits::default());
+        let mut got: Vec<(String, String, Vec<u64>, bool)> = a
+            .numpy_arrays
+            .iter()
+            .map(|x| {
+                assert!(x.data.0 + x.data.1 <= d.len() as u64);
+                (
+                    x.name.clone().unwrap(),
+                    x.dtype.clone(),
+                    x.shape.clone(),
+                    x.fortran_order,
+                )
+            })
+            .collect();
+        got.sort();
+        let want = [
+            ("be", ">f8", vec![4], false),
+            ("f", "<f8", vec![2, 3], true),
+            ("h", "<f2", vec![5], false),
+            ("nested.k", "<i4", vec![2, 2], false),
+            ("u", "|u1", vec![6], false),
+            ("w", "<f4", vec![3, 4], false),
+        ];
+        let want: Vec<(String, String, Vec<u64>, bool)> = want
+            .into_iter()
+            .map(|(n, t, s, o)| (n.to_string(), t.to_string(), s, o))
+            .collect();
+        assert_eq!(got, want, "{f}");
+    }
+}
+
+/// At most `MAX_NUMPY_ARRAYS` arrays are described per stream; the rest stay undescribed
+/// (the scanner counts them as unread array data).
+#[test]
+fn numpy_arrays_are_bounded_in_number() {
+    let mut d = b"\x80\x04cnumpy.core.multiarray\n_reconstruct\np0\ncnumpy\nndarray\np1\n".to_vec();
+    d.extend(b"cnumpy\ndtype\nX\x02\x00\x00\x00f4\x89\x88\x87Rp2\n]");
+    for _ in 0..MAX_NUMPY_ARRAYS + 3 {
+        d.extend(b"g0\ng1\nK\x00\x85C\x01b\x87R(K\x01K\x01\x85g2\n\x89C\x04\x00\x00\x80?tba");
+    }
+    d.push(b'.');
+    let a = run(&d);
+    assert_eq!(a.numpy_arrays.len(), MAX_NUMPY_ARRAYS, "{:?}", a.anomalies);
+    assert_eq!(a.numpy_arrays[0].dtype, "|f4");
+    assert_eq!(a.numpy_arrays[0].name.as_deref(), Some("0"));
+    let (start, len) = a.numpy_arrays[0].data;
+    assert_eq!(&d[start as usize..(start + len) as usize], b"\x00\x00\x80?");
+}

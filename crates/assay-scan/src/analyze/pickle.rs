@@ -18,20 +18,35 @@ const TRANSPARENT_LOADERS: &[&str] = &[
     "torch._utils._load_from_bytes",
 ];
 
-/// Array data pickled as numpy arrays (joblib's inline arrays, numpy's `_reconstruct` or
-/// `frombuffer`) above this many bytes makes the `tensor` and `backdoor` stages incomplete:
-/// the tensor view does not read weights stored that way yet, and a scan must not claim it
-/// looked at them.
+/// Array data pickled as numpy arrays that the tensor view cannot read (joblib inline
+/// arrays or `_reconstruct`/`frombuffer` data of a dtype or encoding it does not
+/// describe) above this many bytes makes the `tensor` and `backdoor` stages incomplete:
+/// a scan must not claim it looked at those weights. Numeric arrays the symbolic
+/// unpickler describes ([`PickleAnalysis::numpy_arrays`]) are read and analysed; joblib
+/// object arrays are pickles, analysed as such.
 const MAX_UNREAD_ARRAY_BYTES: u64 = 64 * 1024;
 
 fn unread_arrays(ctx: &mut FileScan, a: &PickleAnalysis, stream_len: u64, loc: &Loc) {
-    let inline: u64 = a.inline_arrays.iter().map(|(_, n)| n).sum();
+    let read =
+        |r: &(u64, u64)| a.numpy_arrays.iter().any(|x| x.data == *r) || a.object_arrays.contains(r);
+    let inline: u64 = a
+        .inline_arrays
+        .iter()
+        .filter(|r| !read(r))
+        .map(|(_, n)| n)
+        .sum();
     let numpy_arrays = a.globals.iter().any(|g| {
-        g.module.starts_with("numpy") && matches!(g.name.as_str(), "_reconstruct" | "frombuffer")
+        g.module.starts_with("numpy")
+            && matches!(
+                g.name.as_str(),
+                "_reconstruct" | "frombuffer" | "_frombuffer"
+            )
     });
-    // Arrays rebuilt by numpy carry their bytes in the stream itself.
+    // Arrays rebuilt by numpy carry their bytes in the stream itself: whatever of the
+    // stream is not a described array may be undescribed array data.
+    let described: u64 = a.numpy_arrays.iter().map(|x| x.data.1).sum();
     let unread = if numpy_arrays {
-        inline.max(stream_len)
+        inline.max(stream_len.saturating_sub(described))
     } else {
         inline
     };
@@ -43,8 +58,9 @@ fn unread_arrays(ctx: &mut FileScan, a: &PickleAnalysis, stream_len: u64, loc: &
             loc,
             None,
             format!(
-                "{unread} bytes of pickled numpy array data are not read by the tensor stage; \
-                 those weights were not analysed (the tensor and backdoor stages are incomplete)"
+                "{unread} bytes of pickled numpy array data could not be described (dtype, \
+                 shape or encoding not read statically) and were not analysed by the tensor \
+                 stage (the tensor and backdoor stages are incomplete)"
             ),
             None,
         );
@@ -621,6 +637,36 @@ mod unread_array_tests {
         assert!(ctx.tensor.incomplete);
         assert!(
             ctx.findings.iter().any(|f| f.rule == "TEN009"),
+            "{:?}",
+            ctx.findings
+        );
+    }
+
+    /// The same stream with a shape that fits its bytes: the array is described (and read
+    /// by the tensor stage), so nothing is left unread.
+    #[test]
+    fn described_pickled_arrays_are_not_unread() {
+        let n = MAX_UNREAD_ARRAY_BYTES as usize + 4;
+        let mut d = numpy_pickle(n);
+        // shape (0,) -> (n/4,) as BININT: K\x00 becomes J + 4 bytes.
+        let at = d.windows(3).position(|w| w == b"K\x00\x85").unwrap();
+        let at = at
+            + d[at + 1..]
+                .windows(3)
+                .position(|w| w == b"K\x00\x85")
+                .unwrap()
+            + 1;
+        d.splice(
+            at..at + 2,
+            [b"J".as_slice(), &((n / 4) as u32).to_le_bytes()].concat(),
+        );
+        let a = analyze(&d, &Default::default());
+        assert_eq!(a.numpy_arrays.len(), 1, "{:?}", a.anomalies);
+        assert_eq!(a.numpy_arrays[0].shape, vec![(n / 4) as u64]);
+        let ctx = scan_pickle(&d);
+        assert!(!ctx.tensor.incomplete);
+        assert!(
+            !ctx.findings.iter().any(|f| f.rule == "TEN009"),
             "{:?}",
             ctx.findings
         );

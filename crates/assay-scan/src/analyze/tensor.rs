@@ -43,6 +43,28 @@ pub fn scan(ctx: &mut FileScan, data: &[u8], loc: &Loc, depth: u32, format: Form
         Format::Onnx => TensorFormat::Onnx,
         // `.npz` members are `.npy` files, each scanned (and analysed) on its own.
         Format::Npy => TensorFormat::Npy,
+        // Numeric numpy arrays inside a pickle (joblib inline arrays, `_reconstruct`).
+        Format::Pickle | Format::Joblib | Format::Dill | Format::Cloudpickle => {
+            let a = assay_formats::pickle::analyze(data, &ctx.limits.pickle);
+            if a.numpy_arrays.is_empty() {
+                return;
+            }
+            match assay_tensor::read_pickled_arrays(data, &a.numpy_arrays, &ReadLimits::default()) {
+                Ok(file) => analyse_file(ctx, &file, loc, depth),
+                Err(e) => {
+                    ctx.tensor.incomplete = true;
+                    ctx.add(
+                        code::TEN008,
+                        Severity::Medium,
+                        loc,
+                        None,
+                        format!("pickled arrays could not be read, so they were not analysed: {e}"),
+                        None,
+                    );
+                }
+            }
+            return;
+        }
         Format::Keras | Format::KerasH5 | Format::TensorFlow(_) | Format::TorchScript => {
             ctx.tensor.incomplete = true;
             ctx.add(

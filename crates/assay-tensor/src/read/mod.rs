@@ -5,6 +5,9 @@
 mod gguf;
 mod npy;
 mod onnx;
+mod pickle_numpy;
+
+pub use pickle_numpy::read_arrays as read_pickled_arrays;
 
 pub use onnx::external_locations as onnx_external_locations;
 mod safetensors;
@@ -110,6 +113,7 @@ pub fn read_as<'a>(
         TensorFormat::Onnx => onnx::read(data, limits, external, &mut budget)?,
         TensorFormat::PytorchZip => torch::read_zip(data, limits, &mut budget)?,
         TensorFormat::PytorchLegacy => torch::read_legacy(data, limits)?,
+        TensorFormat::PickleNumpy => pickle_numpy::read(data, limits)?,
     };
     Ok(file)
 }
