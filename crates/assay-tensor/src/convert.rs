@@ -53,29 +53,15 @@ pub struct Plan<'t, 'a> {
     pub entries: Vec<Entry>,
 }
 
-/// The safetensors name of a dtype, when the format has it.
+/// The safetensors name of a dtype, when the format has it (Assay names dtypes the way
+/// safetensors does; the FNUZ fp8 variants, C128 and GGUF block types have no safetensors
+/// dtype).
 pub fn safetensors_dtype(d: Dtype) -> Option<&'static str> {
-    Some(match d {
-        Dtype::F64 => "F64",
-        Dtype::F32 => "F32",
-        Dtype::F16 => "F16",
-        Dtype::BF16 => "BF16",
-        Dtype::F8E4M3 => "F8_E4M3",
-        Dtype::F8E5M2 => "F8_E5M2",
-        Dtype::F8E8M0 => "F8_E8M0",
-        Dtype::I64 => "I64",
-        Dtype::I32 => "I32",
-        Dtype::I16 => "I16",
-        Dtype::I8 => "I8",
-        Dtype::U64 => "U64",
-        Dtype::U32 => "U32",
-        Dtype::U16 => "U16",
-        Dtype::U8 => "U8",
-        Dtype::Bool => "BOOL",
-        Dtype::C64 => "C64",
-        Dtype::Packed { name, .. } if matches!(name, "F4" | "F6_E2M3" | "F6_E3M2") => name,
-        _ => return None,
-    })
+    match d {
+        Dtype::F8E4M3Fnuz | Dtype::F8E5M2Fnuz | Dtype::C128 | Dtype::Quant { .. } => None,
+        Dtype::Packed { name, .. } if !matches!(name, "F4" | "F6_E2M3" | "F6_E3M2") => None,
+        d => Some(d.name()),
+    }
 }
 
 /// Bytes swapped per unit to turn a big-endian element little-endian (a complex number
@@ -311,6 +297,28 @@ fn write_tensor(t: &Tensor, w: &mut dyn Write, buf: &mut Vec<u8>) -> Result<u64,
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn safetensors_dtype_names_read_back_as_the_same_dtype() {
+        use Dtype::*;
+        let all = [
+            F64, F32, F16, BF16, F8E4M3, F8E5M2, F8E4M3Fnuz, F8E5M2Fnuz, F8E8M0, I64, I32, I16, I8,
+            U64, U32, U16, U8, Bool, C64, C128,
+        ];
+        let mut written = 0;
+        for d in all {
+            if let Some(name) = safetensors_dtype(d) {
+                assert_eq!(Dtype::from_safetensors(name), Some(d), "{name}");
+                written += 1;
+            }
+        }
+        assert_eq!(
+            written,
+            all.len() - 3,
+            "only FNUZ fp8 and C128 lack a safetensors dtype"
+        );
+    }
+
     use super::*;
     use crate::view::{Bytes, contiguous_strides};
 
