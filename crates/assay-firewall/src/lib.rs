@@ -133,6 +133,8 @@ pub fn app(fw: Arc<Firewall>) -> Router {
         .route("/v1/completions", post(proxy::completions))
         .route("/v1/embeddings", post(proxy::embeddings))
         .route("/v1/responses", post(proxy::responses))
+        .route("/v1/responses/{id}", get(proxy::retrieve))
+        .route("/v1/chat/completions/{id}", get(proxy::retrieve))
         .route("/v1/models", get(proxy::models))
         .route("/v1/models/{id}", get(proxy::models))
         .route("/metrics", get(proxy::metrics))

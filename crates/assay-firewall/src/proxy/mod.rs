@@ -270,7 +270,6 @@ async fn scanned(fw: Arc<Firewall>, id: RequestId, endpoint: Endpoint, req: Requ
         .path_and_query()
         .map_or(parts.uri.path(), |p| p.as_str());
     let up_start = Instant::now();
-    let before_upstream = up_start - start;
     let resp = match fw
         .upstream
         .send(
@@ -286,6 +285,61 @@ async fn scanned(fw: Arc<Firewall>, id: RequestId, endpoint: Endpoint, req: Requ
         Ok(r) => r,
         Err(e) => return upstream_failed(&fw, &id, endpoint.name(), e),
     };
+    deliver(fw, id, endpoint, plan, resp, start, up_start).await
+}
+
+/// `GET /v1/responses/{id}` and `GET /v1/chat/completions/{id}`: model output stored
+/// upstream and fetched later. It is scanned like the answer it was (a secret redacted on
+/// the way out of `POST` must not come back unredacted by asking again), with no request
+/// side: no canary and no restored placeholders. A streamed retrieval
+/// (`?stream=true`) is scanned with the same hold-back.
+pub async fn retrieve(
+    State(fw): Fw,
+    Extension(id): Extension<RequestId>,
+    req: Request,
+) -> Response {
+    let start = Instant::now();
+    let endpoint = if req.uri().path().starts_with("/v1/responses/") {
+        Endpoint::Responses
+    } else {
+        Endpoint::Chat
+    };
+    let (parts, body) = req.into_parts();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or(parts.uri.path(), |p| p.as_str());
+    let up_start = Instant::now();
+    let resp = match fw
+        .upstream
+        .send(
+            parts.method,
+            path,
+            &parts.headers,
+            fw.upstream_auth(),
+            body,
+            fw.timeout(),
+        )
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return upstream_failed(&fw, &id, endpoint.name(), e),
+    };
+    let plan = RequestPlan::retrieval();
+    deliver(fw, id, endpoint, plan, resp, start, up_start).await
+}
+
+/// Scans the upstream's answer (complete or streamed) and passes on what it allows.
+async fn deliver(
+    fw: Arc<Firewall>,
+    id: RequestId,
+    endpoint: Endpoint,
+    plan: RequestPlan,
+    resp: Response<Body>,
+    start: Instant,
+    up_start: Instant,
+) -> Response {
+    let before_upstream = up_start - start;
     let (rparts, rbody) = resp.into_parts();
     if plan.stream && rparts.status.is_success() && is_event_stream(&rparts.headers) {
         fw.metrics.upstream.observe(up_start.elapsed());
