@@ -1108,4 +1108,13 @@ async fn stored_answers_are_scanned_when_retrieved() {
     assert!(r.body.contains("no such stored answer"), "{}", r.body);
     let audit = h.audit_text();
     assert!(!audit.contains(SECRET));
+    // Other methods on the scanned paths are pass-through paths (here refused).
+    for (m, path) in [
+        ("DELETE", "/v1/responses/resp_mock"),
+        ("GET", "/v1/chat/completions"),
+    ] {
+        let r = h.call(m, path, None).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{m} {path}");
+        assert_eq!(r.json()["error"]["code"], "unknown_url", "{m} {path}");
+    }
 }
