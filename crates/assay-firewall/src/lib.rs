@@ -133,19 +133,19 @@ pub fn app(fw: Arc<Firewall>) -> Router {
         // completions, `DELETE /v1/responses/{id}` deletes one) follow `passthrough` too.
         .route(
             "/v1/chat/completions",
-            post(proxy::chat).fallback(proxy::passthrough),
+            post(proxy::scan).fallback(proxy::passthrough),
         )
         .route(
             "/v1/completions",
-            post(proxy::completions).fallback(proxy::passthrough),
+            post(proxy::scan).fallback(proxy::passthrough),
         )
         .route(
             "/v1/embeddings",
-            post(proxy::embeddings).fallback(proxy::passthrough),
+            post(proxy::scan).fallback(proxy::passthrough),
         )
         .route(
             "/v1/responses",
-            post(proxy::responses).fallback(proxy::passthrough),
+            post(proxy::scan).fallback(proxy::passthrough),
         )
         .route(
             "/v1/responses/{id}",

@@ -30,32 +30,16 @@ const MAX_RESPONSE_BYTES: usize = 64 << 20;
 
 type Fw = State<Arc<Firewall>>;
 
-pub async fn chat(State(fw): Fw, Extension(id): Extension<RequestId>, req: Request) -> Response {
-    scanned(fw, id, Endpoint::Chat, req).await
-}
-
-pub async fn completions(
-    State(fw): Fw,
-    Extension(id): Extension<RequestId>,
-    req: Request,
-) -> Response {
-    scanned(fw, id, Endpoint::Completions, req).await
-}
-
-pub async fn embeddings(
-    State(fw): Fw,
-    Extension(id): Extension<RequestId>,
-    req: Request,
-) -> Response {
-    scanned(fw, id, Endpoint::Embeddings, req).await
-}
-
-pub async fn responses(
-    State(fw): Fw,
-    Extension(id): Extension<RequestId>,
-    req: Request,
-) -> Response {
-    scanned(fw, id, Endpoint::Responses, req).await
+/// `POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, `/v1/responses`: the
+/// request is scanned, then the answer.
+pub async fn scan(State(fw): Fw, Extension(id): Extension<RequestId>, req: Request) -> Response {
+    let endpoint = match req.uri().path() {
+        "/v1/completions" => Endpoint::Completions,
+        "/v1/embeddings" => Endpoint::Embeddings,
+        "/v1/responses" => Endpoint::Responses,
+        _ => Endpoint::Chat,
+    };
+    scanned(fw, id, endpoint, req).await
 }
 
 /// `GET /v1/models`: always forwarded, there is no text to scan.
@@ -128,17 +112,19 @@ pub async fn health() -> &'static str {
     "ok"
 }
 
-async fn forward(fw: &Firewall, id: &RequestId, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
+/// Sends the caller's request (method, path and query, headers) upstream with `body`.
+async fn send_upstream(
+    fw: &Firewall,
+    parts: &axum::http::request::Parts,
+    body: Body,
+) -> Result<Response<Body>, UpstreamError> {
     let path = parts
         .uri
         .path_and_query()
         .map_or(parts.uri.path(), |p| p.as_str());
-    let start = Instant::now();
-    match fw
-        .upstream
+    fw.upstream
         .send(
-            parts.method,
+            parts.method.clone(),
             path,
             &parts.headers,
             fw.upstream_auth(),
@@ -146,7 +132,12 @@ async fn forward(fw: &Firewall, id: &RequestId, req: Request) -> Response {
             fw.timeout(),
         )
         .await
-    {
+}
+
+async fn forward(fw: &Firewall, id: &RequestId, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let start = Instant::now();
+    match send_upstream(fw, &parts, body).await {
         Ok(r) => {
             fw.metrics.upstream.observe(start.elapsed());
             fw.metrics.request("other", "allow");
@@ -265,23 +256,8 @@ async fn scanned(fw: Arc<Firewall>, id: RequestId, endpoint: Endpoint, req: Requ
         // Serialising a Value cannot fail.
         serde_json::to_vec(&json).unwrap_or_default().into()
     };
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or(parts.uri.path(), |p| p.as_str());
     let up_start = Instant::now();
-    let resp = match fw
-        .upstream
-        .send(
-            parts.method,
-            path,
-            &parts.headers,
-            fw.upstream_auth(),
-            Body::from(body),
-            fw.timeout(),
-        )
-        .await
-    {
+    let resp = match send_upstream(&fw, &parts, Body::from(body)).await {
         Ok(r) => r,
         Err(e) => return upstream_failed(&fw, &id, endpoint.name(), e),
     };
@@ -305,23 +281,8 @@ pub async fn retrieve(
         Endpoint::Chat
     };
     let (parts, body) = req.into_parts();
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or(parts.uri.path(), |p| p.as_str());
     let up_start = Instant::now();
-    let resp = match fw
-        .upstream
-        .send(
-            parts.method,
-            path,
-            &parts.headers,
-            fw.upstream_auth(),
-            body,
-            fw.timeout(),
-        )
-        .await
-    {
+    let resp = match send_upstream(&fw, &parts, body).await {
         Ok(r) => r,
         Err(e) => return upstream_failed(&fw, &id, endpoint.name(), e),
     };
