@@ -513,6 +513,7 @@ impl Registry {
             let mut beat = tokio::time::interval(JOB_HEARTBEAT);
             beat.tick().await;
             let mut stopping = *stop.borrow();
+            let mut lost = false;
             let deadline = tokio::time::sleep(if stopping {
                 SHUTDOWN_GRACE
             } else {
@@ -522,11 +523,14 @@ impl Registry {
             loop {
                 tokio::select! {
                     _ = &mut scan => break,
-                    _ = beat.tick() => {
+                    _ = beat.tick(), if !lost => {
                         let (reg, j) = (self.clone(), job.clone());
                         match tokio::task::spawn_blocking(move || reg.meta.job_heartbeat(&j, JOB_LEASE)).await {
                             Ok(Ok(true)) => {}
-                            Ok(Ok(false)) => on(ScanEvent::Lost(job.clone())),
+                            Ok(Ok(false)) => {
+                                // Reported once more when the result is dropped.
+                                lost = true;
+                            }
                             Ok(Err(e)) => on(ScanEvent::Error(format!("cannot extend the lease of job {}: {e}", job.id))),
                             Err(_) => {}
                         }

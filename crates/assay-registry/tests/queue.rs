@@ -286,3 +286,53 @@ fn postgres_refuses_a_newer_schema() {
     let err = open_meta(&q.cfg).err().expect("refused").to_string();
     assert!(err.contains("schema version 99"), "{err}");
 }
+
+/// One store shares a bounded pool however many threads call it, and survives its
+/// connections being killed (a PostgreSQL restart or failover looks the same).
+#[test]
+fn postgres_pool_is_bounded_and_reconnects() {
+    let Some(url) = support_pg::server_url() else {
+        return;
+    };
+    let q = Queue::new(&Backend::Postgres(url));
+    let m: Arc<dyn MetaStore> = Arc::from(q.store());
+    enqueue(&*m, 1);
+    let db = q._db.as_ref().unwrap();
+    let count = format!(
+        "SELECT count(*)::text FROM pg_stat_activity WHERE datname = '{}' AND application_name = 'assay'",
+        db.name
+    );
+    let threads: Vec<_> = (0..32)
+        .map(|_| {
+            let m = m.clone();
+            std::thread::spawn(move || {
+                for _ in 0..20 {
+                    assert!(m.tenant_named("acme").unwrap().is_some());
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let open: usize = db.query_text(&count)[0].parse().unwrap();
+    assert!(
+        (1..=assay_registry::meta_pg::PG_POOL_SIZE).contains(&open),
+        "{open} connections"
+    );
+    // Kill every connection of the store; the next calls reconnect.
+    let killed = db.query_text(&format!(
+        "SELECT pg_terminate_backend(pid)::text FROM pg_stat_activity
+         WHERE datname = '{}' AND application_name = 'assay'",
+        db.name
+    ));
+    assert_eq!(killed.len(), open);
+    for _ in 0..2 * assay_registry::meta_pg::PG_POOL_SIZE {
+        assert!(m.tenant_named("acme").unwrap().is_some());
+    }
+    let j = m.job_claim(NOW, LONG, MAX_JOB_ATTEMPTS).unwrap().unwrap();
+    assert!(
+        m.job_finish(&j, &outcome(meta::ADMITTED, "ok"), NOW)
+            .unwrap()
+    );
+}
