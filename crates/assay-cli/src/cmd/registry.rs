@@ -22,7 +22,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub shared: SharedArgs,
     /// Scan loops in this process; 0 leaves scanning to `assay worker` processes.
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=assay_registry::MAX_SCAN_LOOPS as u64))]
     pub workers: usize,
 }
 
@@ -50,7 +51,8 @@ pub struct WorkerArgs {
     #[command(flatten)]
     pub shared: SharedArgs,
     /// Scans at a time.
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=assay_registry::MAX_SCAN_LOOPS as u64))]
     pub concurrency: usize,
 }
 
