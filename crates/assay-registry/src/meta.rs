@@ -224,7 +224,9 @@ CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL);
 ";
 
 /// Version 2: job leases (`lease_until`, Unix milliseconds), claim ids and attempts.
+/// Version 1 had one process, which requeued its running jobs at start: so does this.
 const MIGRATE_2: &str = "
+UPDATE jobs SET state = 'queued', started_at = NULL WHERE state = 'running';
 ALTER TABLE jobs ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE jobs ADD COLUMN lease_until BIGINT;
 ALTER TABLE jobs ADD COLUMN claim TEXT;
@@ -544,7 +546,7 @@ impl MetaStore for SqliteMeta {
                 "UPDATE jobs SET state = 'running', started_at = ?1, attempts = attempts + 1,
                    lease_until = ?2, claim = ?3
                  WHERE id = (SELECT id FROM jobs
-                   WHERE (state = 'queued' OR (state = 'running' AND lease_until < ?4))
+                   WHERE (state = 'queued' OR (state = 'running' AND (lease_until IS NULL OR lease_until < ?4)))
                      AND attempts < ?5
                    ORDER BY id LIMIT 1)
                  RETURNING id, tenant_id, repo_id, commit_id, attempts",
@@ -619,7 +621,7 @@ impl MetaStore for SqliteMeta {
         let jobs = {
             let mut st = tx.prepare(
                 "UPDATE jobs SET state = 'failed', finished_at = ?1, claim = NULL
-                 WHERE (state = 'queued' OR (state = 'running' AND lease_until < ?2))
+                 WHERE (state = 'queued' OR (state = 'running' AND (lease_until IS NULL OR lease_until < ?2)))
                    AND attempts >= ?3
                  RETURNING id, tenant_id, repo_id, commit_id, attempts",
             )?;

@@ -528,7 +528,7 @@ impl MetaStore for PgMeta {
                 &format!(
                     "WITH next AS (
                        SELECT id FROM jobs
-                       WHERE (state = 'queued' OR (state = 'running' AND lease_until < {NOW_MS}))
+                       WHERE (state = 'queued' OR (state = 'running' AND (lease_until IS NULL OR lease_until < {NOW_MS})))
                          AND attempts < $4
                        ORDER BY id LIMIT 1
                        FOR UPDATE SKIP LOCKED)
@@ -612,7 +612,7 @@ impl MetaStore for PgMeta {
                 &format!(
                     "WITH dead AS (
                        SELECT id FROM jobs
-                       WHERE (state = 'queued' OR (state = 'running' AND lease_until < {NOW_MS}))
+                       WHERE (state = 'queued' OR (state = 'running' AND (lease_until IS NULL OR lease_until < {NOW_MS})))
                          AND attempts >= $2
                        FOR UPDATE SKIP LOCKED)
                      UPDATE jobs j SET state = 'failed', finished_at = $1, claim = NULL

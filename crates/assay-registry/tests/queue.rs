@@ -336,3 +336,45 @@ fn postgres_pool_is_bounded_and_reconnects() {
             .unwrap()
     );
 }
+
+/// A SQLite database of the first version (no leases; a job left running by a stopped
+/// server) is migrated at open, and its job is scanned.
+#[test]
+fn sqlite_version_1_databases_are_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.db");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE tenants (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+               wrapped_key TEXT NOT NULL, policy TEXT, created_at TEXT NOT NULL);
+             CREATE TABLE repos (id INTEGER PRIMARY KEY, tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+               org TEXT NOT NULL, name TEXT NOT NULL, folded TEXT NOT NULL, created_at TEXT NOT NULL,
+               UNIQUE (tenant_id, folded));
+             CREATE TABLE commits (repo_id BIGINT NOT NULL REFERENCES repos(id), id TEXT NOT NULL,
+               revision TEXT NOT NULL, status TEXT NOT NULL, reasons TEXT NOT NULL, report TEXT,
+               card TEXT, badge TEXT, created_at TEXT NOT NULL, finished_at TEXT,
+               PRIMARY KEY (repo_id, id));
+             CREATE TABLE jobs (id INTEGER PRIMARY KEY, tenant_id BIGINT NOT NULL,
+               repo_id BIGINT NOT NULL, commit_id TEXT NOT NULL, state TEXT NOT NULL,
+               created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT);
+             INSERT INTO tenants VALUES (1, 'acme', 'k', NULL, 'then');
+             INSERT INTO repos VALUES (1, 1, 'acme', 'demo', 'acme/demo', 'then');
+             INSERT INTO commits VALUES (1, 'c1', 'main', 'quarantined', '[]', NULL, NULL, NULL, 'then', NULL);
+             INSERT INTO jobs VALUES (1, 1, 1, 'c1', 'running', 'then', 'then', NULL);",
+        )
+        .unwrap();
+    }
+    let m = meta::SqliteMeta::open(&path).unwrap();
+    let j = m.job_claim(NOW, LONG, MAX_JOB_ATTEMPTS).unwrap().unwrap();
+    assert_eq!((j.id, j.commit_id.as_str(), j.attempt), (1, "c1", 1));
+    assert!(
+        m.job_finish(&j, &outcome(meta::ADMITTED, "ok"), NOW)
+            .unwrap()
+    );
+    assert_eq!(m.commit(1, "c1").unwrap().unwrap().status, meta::ADMITTED);
+    drop(m);
+    // Opening again is a no-op.
+    let m = meta::SqliteMeta::open(&path).unwrap();
+    assert!(m.job_claim(NOW, LONG, MAX_JOB_ATTEMPTS).unwrap().is_none());
+}
