@@ -97,9 +97,15 @@ pub enum OpenError {
         source: std::io::Error,
     },
     #[error("metadata: {0}")]
-    Meta(#[from] meta::MetaError),
+    Meta(meta::MetaError),
     #[error("master key: {0}")]
     Key(String),
+}
+
+impl From<meta::MetaError> for OpenError {
+    fn from(e: meta::MetaError) -> Self {
+        OpenError::Meta(e)
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> OpenError + '_ {

@@ -85,10 +85,9 @@ impl Conn {
     ) -> Result<T> {
         for attempt in 0..2 {
             if self.client.as_ref().is_none_or(|c| c.is_closed()) {
-                self.client =
-                    Some(self.config.connect(NoTls).map_err(|e| {
-                        MetaError::Db(format!("cannot connect to PostgreSQL: {e}"))
-                    })?);
+                self.client = Some(self.config.connect(NoTls).map_err(|e| {
+                    MetaError::Db(format!("cannot connect to PostgreSQL: {}", describe(&e)))
+                })?);
             }
             let Some(client) = self.client.as_mut() else {
                 continue;
@@ -121,11 +120,22 @@ impl From<postgres::Error> for MetaError {
         if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
             return MetaError::Conflict;
         }
-        match e.as_db_error() {
-            Some(db) => MetaError::Db(format!("{}: {}", db.severity(), db.message())),
-            None => MetaError::Db(e.to_string()),
-        }
+        MetaError::Db(describe(&e))
     }
+}
+
+/// The server's message, or the error with its causes (a refused connection, a timeout).
+fn describe(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{}: {}", db.severity(), db.message());
+    }
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(c) = src {
+        s.push_str(&format!(": {c}"));
+        src = c.source();
+    }
+    s
 }
 
 /// PostgreSQL metadata behind a bounded pool of connection threads.
