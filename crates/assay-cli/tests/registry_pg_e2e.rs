@@ -10,7 +10,9 @@ mod registry_common;
 #[path = "../../assay-registry/tests/support/pg.rs"]
 mod support_pg;
 
-use registry_common::{Server, assay, done_means, hf_python, serve, spawn_logged, wait_for_line};
+use registry_common::{
+    Server, assay, done_means, downloads, hf_python, serve, spawn_logged, wait_for_line,
+};
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant};
 
@@ -92,7 +94,7 @@ fn postgres_server_and_two_workers_admit_and_serve() {
     }
 
     let started = Instant::now();
-    done_means(&url, &data, &python);
+    let tokens = done_means(&url, &data, &python);
     eprintln!(
         "done-means flow on PostgreSQL with 2 workers: {:.1}s",
         started.elapsed().as_secs_f64()
@@ -120,6 +122,43 @@ fn postgres_server_and_two_workers_admit_and_serve() {
     assert_eq!(states, vec!["done", "done"]);
     let statuses = db.query_text("SELECT status FROM commits ORDER BY seq");
     assert_eq!(statuses, vec!["admitted", "refused"]);
+
+    // A second server on the same database (and blob folder) serves the same registry.
+    let mut args2 = vec![
+        "--data".as_ref(),
+        data.as_os_str(),
+        "--workers".as_ref(),
+        "0".as_ref(),
+    ];
+    args2.extend(shared);
+    let (server2, url2, _log2) = serve(&args2);
+    downloads(&url2, &tokens.reader, &tokens.other, &python);
+    drop(server2);
+    // A server without the key, or with another one, refuses to start on this database.
+    let fresh = dir.path().join("fresh");
+    for key_args in [
+        vec![],
+        vec!["--master-key-file".as_ref(), wrong.as_os_str()],
+    ] {
+        let out = assay()
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--database",
+                &db.url,
+                "--data",
+            ])
+            .arg(&fresh)
+            .args(key_args)
+            .env_remove("ASSAY_MASTER_KEY")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("master key"), "{err}");
+        assert!(!fresh.join("master-key").exists() && !fresh.join("admin-token").exists());
+    }
 
     // Workers stop cleanly on SIGTERM.
     for (mut w, log) in workers {

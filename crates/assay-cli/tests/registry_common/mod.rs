@@ -146,7 +146,7 @@ pub fn serve(args: &[&std::ffi::OsStr]) -> (Server, String, Arc<Mutex<Vec<String
 /// `data/admin-token`: two tenants, a real model admitted and a malicious one refused (by
 /// `assay push`), then the real huggingface_hub client downloads the real model byte for
 /// byte, is refused the malicious one with its reasons, and the other tenant sees neither.
-pub fn done_means(url: &str, data: &Path, python: &OsString) {
+pub fn done_means(url: &str, data: &Path, python: &OsString) -> Tokens {
     let url = url.to_string();
     let admin_file = data.join("admin-token");
     let admin = std::fs::read_to_string(&admin_file)
@@ -204,12 +204,33 @@ pub fn done_means(url: &str, data: &Path, python: &OsString) {
         .unwrap();
     assert_eq!(denied.status.code(), Some(2));
 
+    downloads(&url, &reader, &other, python);
+
+    // The audit log names decisions, never tokens.
+    let audit = std::fs::read_to_string(data.join("audit.log")).unwrap();
+    for t in [&admin, &acme, &other, &writer, &reader] {
+        assert!(!audit.contains(t.as_str()));
+    }
+    assert!(audit.contains("\"decision\":\"refused\""));
+    Tokens { reader, other }
+}
+
+/// Tokens of the done-means flow: a read token of `acme` and the other tenant's admin.
+pub struct Tokens {
+    pub reader: String,
+    pub other: String,
+}
+
+/// huggingface_hub against `url`: acme/demo downloads byte for byte with `reader`,
+/// acme/evil is refused with its reasons, and `other` (another tenant) sees neither.
+pub fn downloads(url: &str, reader: &str, other: &str, python: &OsString) {
+    let clean = examples().join("demo-model");
     let out = Command::new(python)
         .arg("-c")
         .arg(SCRIPT)
-        .arg(&url)
-        .arg(&reader)
-        .arg(&other)
+        .arg(url)
+        .arg(reader)
+        .arg(other)
         .arg(&clean)
         .env("HF_HUB_DISABLE_TELEMETRY", "1")
         .env("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -247,11 +268,4 @@ pub fn done_means(url: &str, data: &Path, python: &OsString) {
     let a = strip(v["other_clean"]["message"].as_str().unwrap());
     let n = strip(v["other_nothing"]["message"].as_str().unwrap());
     assert_eq!(a.lines().next(), n.lines().next());
-
-    // The audit log names decisions, never tokens.
-    let audit = std::fs::read_to_string(data.join("audit.log")).unwrap();
-    for t in [&admin, &acme, &other, &writer, &reader] {
-        assert!(!audit.contains(t.as_str()));
-    }
-    assert!(audit.contains("\"decision\":\"refused\""));
 }
