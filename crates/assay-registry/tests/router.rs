@@ -48,6 +48,7 @@ on_both_backends!(
     tokens_scopes_and_replay,
     oversized_uploads_are_refused,
     blobs_are_encrypted_per_tenant_and_dedup_stays_inside,
+    scan_loops_decide_queued_commits_and_stop_on_request,
 );
 
 struct Reg {
@@ -788,4 +789,60 @@ fn walk(d: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// The scan loops (`serve --workers N`, `assay worker`): they take the queued commits,
+/// decide them, report each step, and end when asked to stop.
+async fn scan_loops_decide_queued_commits_and_stop_on_request(b: Backend) {
+    use assay_registry::ScanEvent;
+    let (r, a, _b, good, bad) = setup(b).await;
+    let events = Arc::new(std::sync::Mutex::new(Vec::<ScanEvent>::new()));
+    let ev = events.clone();
+    let on: assay_registry::OnEvent = Arc::new(move |e| ev.lock().unwrap().push(e));
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let loops = tokio::spawn(r.reg.clone().run_scans(2, stop_rx, on));
+    let write = r.token(&a, "write").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = |v: &Value, id: &str| {
+        v["commits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["commit"] == id)
+            .map(|k| k["status"].as_str().unwrap().to_string())
+    };
+    loop {
+        let d = r.get("/api/registry/models/acme/demo", &write).await.json();
+        let e = r.get("/api/registry/models/acme/evil", &write).await.json();
+        if status(&d, &good).as_deref() == Some("admitted")
+            && status(&e, &bad).as_deref() == Some("refused")
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{d} {e}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    stop.send(true).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), loops)
+        .await
+        .expect("the scan loops stop when asked")
+        .unwrap();
+    let ev = events.lock().unwrap();
+    let claimed = ev
+        .iter()
+        .filter(|e| matches!(e, ScanEvent::Claimed(_)))
+        .count();
+    let finished: Vec<(&str, &str)> = ev
+        .iter()
+        .filter_map(|e| match e {
+            ScanEvent::Finished { job, status, .. } => {
+                Some((job.commit_id.as_str(), status.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(claimed, 2, "{ev:?}");
+    assert!(finished.contains(&(good.as_str(), "admitted")), "{ev:?}");
+    assert!(finished.contains(&(bad.as_str(), "refused")), "{ev:?}");
+    assert!(!r.reg.scan_one(), "nothing left in the queue");
 }
