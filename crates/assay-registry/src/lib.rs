@@ -272,7 +272,8 @@ impl Registry {
     }
 
     /// Opens (creating on first start) the registry in `cfg.data` and `cfg.database`.
-    /// Call it outside async code (it waits for the database).
+    /// It blocks on the database (safe on any thread, but it stalls an async worker
+    /// thread: `serve` calls it before starting its runtime).
     pub fn open(cfg: &Config) -> Result<Opened, OpenError> {
         private_dir(&cfg.data)?;
         for sub in ["tmp", "work"] {
