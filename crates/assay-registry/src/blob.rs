@@ -30,18 +30,24 @@ impl FsBlobStore {
         Ok(FsBlobStore { root })
     }
     fn path(&self, key: &str) -> io::Result<PathBuf> {
-        // Keys are made by this crate; refuse anything else defensively.
-        if key
-            .split('/')
-            .any(|c| c.is_empty() || c == "." || c == "..")
-            || !key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'/' || b == b'_')
-        {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "bad blob key"));
-        }
+        check_key(key)?;
         Ok(self.root.join(key))
     }
+}
+
+/// Keys are made by this crate; every store refuses anything else defensively (empty,
+/// `.`/`..` components, characters other than ASCII letters, digits, `_` and `/`).
+pub fn check_key(key: &str) -> io::Result<()> {
+    if key
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+        || !key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'/' || b == b'_')
+    {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "bad blob key"));
+    }
+    Ok(())
 }
 
 impl BlobStore for FsBlobStore {

@@ -4,7 +4,13 @@
 //! Phase 1 (this crate): SQLite metadata ([`meta::SqliteMeta`]), blobs in a folder
 //! ([`blob::FsBlobStore`]), scans on a background task of the server. The seams for
 //! phase 2 are the [`meta::MetaStore`] trait (PostgreSQL), the [`blob::BlobStore`] trait
-//! (`object_store`: S3, Azure) and the job queue in the metadata store (`assay worker`).
+//! and the job queue in the metadata store (`assay worker`).
+//!
+//! Blob storage: [`Config::store`] (`assay serve --store URL`) selects
+//! [`objstore::ObjectBlobStore`], the `object_store` crate over S3 (`s3://BUCKET[/PREFIX]`),
+//! Azure Blob Storage (`az://CONTAINER[/PREFIX]`) or a folder (`file:///PATH`), configured
+//! from the standard `AWS_*` / `AZURE_*` environment variables; without it blobs stay in
+//! DATA/blobs. Every process that touches blobs builds its store with [`open_blob_store`].
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -14,6 +20,7 @@ pub mod crypto;
 mod hf;
 pub mod meta;
 pub mod names;
+pub mod objstore;
 pub mod scanjob;
 mod server;
 
@@ -50,6 +57,9 @@ pub struct Config {
     pub max_file_bytes: u64,
     /// Master key; `None`: `$ASSAY_MASTER_KEY`, else DATA/master-key (created 0600).
     pub master_key: Option<Key>,
+    /// Blob store URL (`s3://BUCKET[/PREFIX]`, `az://CONTAINER[/PREFIX]`,
+    /// `file:///PATH`), configured from the environment; `None`: DATA/blobs.
+    pub store: Option<String>,
 }
 
 impl Config {
@@ -58,6 +68,7 @@ impl Config {
             data: data.into(),
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             master_key: None,
+            store: None,
         }
     }
 }
@@ -115,6 +126,28 @@ pub struct Opened {
     pub created_admin_token: Option<PathBuf>,
 }
 
+/// The blob store of `cfg`: `cfg.store` (see [`objstore`]; S3, Azure Blob or a folder
+/// through `object_store`, configured from the URL and the environment), else the data
+/// folder's `blobs/` ([`FsBlobStore`]). `assay serve` and `assay worker` both build their
+/// store here, so they always agree.
+pub fn open_blob_store(cfg: &Config) -> Result<Box<dyn BlobStore>, OpenError> {
+    match &cfg.store {
+        Some(url) => {
+            let s = objstore::ObjectBlobStore::open(url).map_err(|source| OpenError::Io {
+                path: format!("--store {}", objstore::public_url(url)),
+                source,
+            })?;
+            Ok(Box::new(s))
+        }
+        None => {
+            let dir = cfg.data.join("blobs");
+            Ok(Box::new(
+                FsBlobStore::new(dir.clone()).map_err(io_err(&dir))?,
+            ))
+        }
+    }
+}
+
 fn private_dir(p: &Path) -> Result<(), OpenError> {
     fs::DirBuilder::new()
         .recursive(true)
@@ -158,13 +191,13 @@ impl Registry {
             },
         };
         let meta = SqliteMeta::open(&cfg.data.join("registry.db"))?;
-        let blobs = FsBlobStore::new(cfg.data.join("blobs")).map_err(io_err(&cfg.data))?;
+        let blobs = open_blob_store(cfg)?;
         let audit = audit::Audit::open(&cfg.data.join("audit.log")).map_err(io_err(&cfg.data))?;
         let registry = Registry {
             data: cfg.data.clone(),
             max_file_bytes: cfg.max_file_bytes,
             meta: Box::new(meta),
-            blobs: Box::new(blobs),
+            blobs,
             audit,
             metrics: Metrics::default(),
             master,

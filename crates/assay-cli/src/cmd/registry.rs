@@ -19,6 +19,10 @@ pub struct ServeArgs {
     /// Largest file an upload may carry, in bytes (413 beyond).
     #[arg(long, default_value_t = assay_registry::DEFAULT_MAX_FILE_BYTES, value_name = "BYTES")]
     pub max_file_size: u64,
+    /// Blob store: s3://BUCKET[/PREFIX], az://CONTAINER[/PREFIX] or file:///PATH, configured
+    /// from the standard AWS_* / AZURE_* environment variables (default: DIR/blobs).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -98,6 +102,7 @@ pub struct PushArgs {
 pub fn serve(a: ServeArgs) -> Result<ExitCode> {
     let mut cfg = assay_registry::Config::new(&a.data);
     cfg.max_file_bytes = a.max_file_size;
+    cfg.store = a.store.clone();
     assay_registry::serve(&cfg, &a.listen, |addr, opened| {
         let mut err = std::io::stderr().lock();
         if let Some(p) = &opened.created_admin_token {
@@ -107,9 +112,13 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
                 p.display()
             );
         }
+        let store = match &a.store {
+            Some(u) => assay_registry::objstore::public_url(u),
+            None => a.data.join("blobs").display().to_string(),
+        };
         let _ = writeln!(
             err,
-            "assay serve: listening on http://{addr} (data {})",
+            "assay serve: listening on http://{addr} (data {}, blobs {store})",
             a.data.display()
         );
     })
