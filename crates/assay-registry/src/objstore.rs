@@ -176,7 +176,9 @@ impl ObjectBlobStore {
         let env: Vec<(String, String)> = env.into_iter().collect();
         let mut secrets: Vec<String> = Vec::new();
         let what = format!("{scheme}://{bucket}/{prefix}");
-        let bad = |e: object_store::Error| invalid(format!("--store {what}: {e}"));
+        let bad = |e: object_store::Error, secrets: &[String]| {
+            invalid(redact(secrets, &format!("--store {what}: {e}")))
+        };
         if bucket.is_empty() && scheme != "file" {
             return Err(invalid(format!(
                 "--store {}: no bucket/container name",
@@ -198,7 +200,11 @@ impl ObjectBlobStore {
                         b = b.with_config(key, v);
                     }
                 }
-                Arc::new(b.with_bucket_name(bucket).build().map_err(bad)?)
+                Arc::new(
+                    b.with_bucket_name(bucket)
+                        .build()
+                        .map_err(|e| bad(e, &secrets))?,
+                )
             }
             "az" | "azure" => {
                 let mut b = MicrosoftAzureBuilder::new()
@@ -216,7 +222,11 @@ impl ObjectBlobStore {
                         b = b.with_msi_endpoint(v);
                     }
                 }
-                Arc::new(b.with_container_name(bucket).build().map_err(bad)?)
+                Arc::new(
+                    b.with_container_name(bucket)
+                        .build()
+                        .map_err(|e| bad(e, &secrets))?,
+                )
             }
             "file" => {
                 if !bucket.is_empty() {
@@ -224,10 +234,15 @@ impl ObjectBlobStore {
                         "--store {url}: a file URL is file:///ABSOLUTE/PATH (no host)"
                     )));
                 }
+                if prefix.is_empty() {
+                    return Err(invalid(
+                        "--store file:///: name a folder, e.g. file:///srv/assay-blobs".into(),
+                    ));
+                }
                 let root = PathBuf::from(format!("/{prefix}"));
                 std::fs::create_dir_all(&root)
                     .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", root.display())))?;
-                let fs = LocalFileSystem::new_with_prefix(&root).map_err(bad)?;
+                let fs = LocalFileSystem::new_with_prefix(&root).map_err(|e| bad(e, &[]))?;
                 return Self::with_store(
                     Arc::new(fs),
                     String::new(),
@@ -310,14 +325,19 @@ impl ObjectBlobStore {
     }
 
     fn redact(&self, msg: &str) -> String {
-        let mut out = strip_queries(msg);
-        for s in &self.secrets {
-            if s.len() >= 4 {
-                out = out.replace(s.as_str(), "***");
-            }
-        }
-        out
+        redact(&self.secrets, msg)
     }
+}
+
+/// `msg` without URL query strings and without any of the `secrets`.
+fn redact(secrets: &[String], msg: &str) -> String {
+    let mut out = strip_queries(msg);
+    for s in secrets {
+        if s.len() >= 4 {
+            out = out.replace(s.as_str(), "***");
+        }
+    }
+    out
 }
 
 /// Removes `?query` parts of URLs in a message (a SAS token is a query string).
@@ -501,6 +521,16 @@ mod tests {
         assert!(split_url("nothing").is_err());
         assert!(ObjectBlobStore::open_with_env("gs://b", []).is_err());
         assert!(ObjectBlobStore::open_with_env("file://host/x", []).is_err());
+        assert!(ObjectBlobStore::open_with_env("file:///", []).is_err());
+        // A malformed key is refused at construction without being echoed.
+        let env = [
+            ("AZURE_STORAGE_ACCOUNT_NAME", "acct"),
+            ("AZURE_STORAGE_ACCOUNT_KEY", "not base64 !!secret!!"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let e = ObjectBlobStore::open_with_env("az://c", env).unwrap_err();
+        assert!(e.to_string().contains("az://c/"), "{e}");
+        assert!(!e.to_string().contains("!!secret!!"), "{e}");
     }
 
     #[test]
