@@ -1,9 +1,10 @@
 //! Blob storage: a [`BlobStore`] holds opaque (already encrypted) objects by key.
 //!
-//! Phase 1 is [`FsBlobStore`] (a folder). Phase 2 adds an `object_store` implementation
-//! (S3, Azure, file://) behind the same three calls: `put` a finished local file, read a
-//! byte range, and check existence. Keys are `t{tenant}/{sha[..2]}/{sha}`: deduplication is
-//! per tenant, never across tenants.
+//! [`FsBlobStore`] is a folder (the default, DATA/blobs);
+//! [`crate::objstore::ObjectBlobStore`] is `object_store` (S3, Azure, file://) behind the
+//! same three calls: `put` a finished local file, read a byte range, and check existence
+//! ([`crate::open_blob_store`] picks one). Keys are `t{tenant}/{sha[..2]}/{sha}`
+//! ([`check_key`]): deduplication is per tenant, never across tenants.
 
 use crate::crypto::{self, BlobCipher, CHUNK, Key};
 use sha2::{Digest, Sha256};
