@@ -79,6 +79,10 @@ pub enum Command {
     ///
     /// Exit codes: 0 admitted (or uploaded, with --no-wait), 1 refused, 2 error.
     Push(crate::cmd::registry::PushArgs),
+    /// Registry scan worker: claims scan jobs from the registry's database (PostgreSQL or
+    /// the SQLite file of a data folder), scans, records the admission decision. Stateless;
+    /// run any number. Stops on Ctrl-C or SIGTERM (a running scan finishes or is released).
+    Worker(crate::cmd::registry::WorkerArgs),
 }
 
 #[derive(clap::Args, Debug)]

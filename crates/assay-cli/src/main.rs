@@ -55,5 +55,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Tenant { command } => cmd::registry::tenant(command),
         Command::Token { command } => cmd::registry::token(command),
         Command::Push(a) => cmd::registry::push(a),
+        Command::Worker(a) => cmd::registry::worker(a),
     }
 }

@@ -463,3 +463,49 @@ fn convert_refuses_unsafe_checkpoints_and_existing_outputs() {
     ]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Keras weights (HDF5 datasets, also inside a `.keras` archive) convert to safetensors
+/// byte for byte; the EvilModel variant is refused by its TEN004 finding.
+#[test]
+fn convert_reads_keras_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = assay_tensor::ReadLimits::default();
+    for f in [
+        "fixtures/tensor/stage/benign/keras_mlp.keras",
+        "fixtures/tensor/stage/benign/keras_mlp_legacy.h5",
+    ] {
+        let out_path = dir.path().join("k.safetensors");
+        let out = assay(&["convert", f, out_path.to_str().unwrap(), "--force"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{f}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let src = std::fs::read(root().join(f)).unwrap();
+        let dst = std::fs::read(&out_path).unwrap();
+        let a = assay_tensor::read(&src, &limits).unwrap();
+        let b = assay_tensor::read(&dst, &limits).unwrap();
+        assert_eq!(
+            a.tensors.len(),
+            8,
+            "{f}: four Dense layers, kernel and bias"
+        );
+        assert_eq!(b.tensors.len(), a.tensors.len());
+        for t in &a.tensors {
+            let u = b.get(&t.name).unwrap();
+            assert_eq!((u.dtype, &u.shape), (t.dtype, &t.shape), "{f}:{}", t.name);
+            assert_eq!(row_major(u), row_major(t), "{f}:{} bytes", t.name);
+        }
+    }
+    let out_path = dir.path().join("evil.safetensors");
+    let out = assay(&[
+        "convert",
+        "fixtures/tensor/stage/malicious/evilmodel_elf.keras",
+        out_path.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("TEN004"), "{err}");
+    assert!(!out_path.exists());
+}

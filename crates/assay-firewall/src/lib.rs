@@ -129,12 +129,40 @@ pub fn metrics_auth(policy: &Policy, env: &dyn Fn(&str) -> Option<String>) -> Me
 /// The whole service.
 pub fn app(fw: Arc<Firewall>) -> Router {
     Router::new()
-        .route("/v1/chat/completions", post(proxy::chat))
-        .route("/v1/completions", post(proxy::completions))
-        .route("/v1/embeddings", post(proxy::embeddings))
-        .route("/v1/responses", post(proxy::responses))
-        .route("/v1/models", get(proxy::models))
-        .route("/v1/models/{id}", get(proxy::models))
+        // Other methods on these paths (`GET /v1/chat/completions` lists stored
+        // completions, `DELETE /v1/responses/{id}` deletes one) follow `passthrough` too.
+        .route(
+            "/v1/chat/completions",
+            post(proxy::scan).fallback(proxy::passthrough),
+        )
+        .route(
+            "/v1/completions",
+            post(proxy::scan).fallback(proxy::passthrough),
+        )
+        .route(
+            "/v1/embeddings",
+            post(proxy::scan).fallback(proxy::passthrough),
+        )
+        .route(
+            "/v1/responses",
+            post(proxy::scan).fallback(proxy::passthrough),
+        )
+        .route(
+            "/v1/responses/{id}",
+            get(proxy::retrieve).fallback(proxy::passthrough),
+        )
+        .route(
+            "/v1/chat/completions/{id}",
+            get(proxy::retrieve).fallback(proxy::passthrough),
+        )
+        .route(
+            "/v1/models",
+            get(proxy::models).fallback(proxy::passthrough),
+        )
+        .route(
+            "/v1/models/{id}",
+            get(proxy::models).fallback(proxy::passthrough),
+        )
         .route("/metrics", get(proxy::metrics))
         .route("/healthz", get(proxy::health))
         .fallback(proxy::passthrough)

@@ -23,6 +23,10 @@
 //!
 //! `mock:chunk=N` sets the characters per stream event (default 3), so every answer is
 //! split across many events.
+//!
+//! Complete answers are also stored, as OpenAI stores them, and returned again by
+//! `GET /v1/chat/completions/{id}` and `GET /v1/responses/{id}` (the last answer under that
+//! id; `?stream=true` replays a stored response as events).
 
 use crate::body;
 use axum::Router;
@@ -41,6 +45,7 @@ pub const SECRET: &str = "sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789";
 pub struct MockUpstream {
     requests: Arc<Mutex<Vec<Value>>>,
     authorizations: Arc<Mutex<Vec<Option<String>>>>,
+    stored: Arc<Mutex<std::collections::HashMap<String, Value>>>,
 }
 
 impl MockUpstream {
@@ -70,8 +75,21 @@ impl MockUpstream {
             .route("/v1/completions", post(completions))
             .route("/v1/embeddings", post(embeddings))
             .route("/v1/responses", post(responses))
+            .route("/v1/responses/{id}", get(retrieve))
+            .route("/v1/chat/completions/{id}", get(retrieve))
             .route("/v1/models", get(models))
             .with_state(self.clone())
+    }
+
+    /// Keeps a complete answer for a later retrieval and returns it.
+    fn store(&self, v: Value) -> Response {
+        if let Some(id) = v.get("id").and_then(Value::as_str) {
+            self.stored
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id.to_string(), v.clone());
+        }
+        json_response(v)
     }
 
     fn record(&self, v: &Value, headers: &HeaderMap) {
@@ -281,7 +299,7 @@ async fn chat(State(m): State<MockUpstream>, headers: HeaderMap, body: Bytes) ->
         return sse(events, &user);
     }
     if tool {
-        return json_response(json!({
+        return m.store(json!({
             "id": "chatcmpl-mock", "object": "chat.completion", "created": 1700000000, "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "tool_calls": [
                 {"id": "call_mock", "type": "function", "function": {"name": "send_message", "arguments": args}}
@@ -309,7 +327,7 @@ async fn chat(State(m): State<MockUpstream>, headers: HeaderMap, body: Bytes) ->
     if user.contains("mock:break") {
         return json_response_raw("{\"id\": \"chatcmpl-mock\", \"choices\": [");
     }
-    json_response(json!({
+    m.store(json!({
         "id": "chatcmpl-mock", "object": "chat.completion", "created": 1700000000, "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "logprobs": null, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}
@@ -414,7 +432,7 @@ async fn responses(State(m): State<MockUpstream>, headers: HeaderMap, body: Byte
         if user.contains("mock:break") {
             return json_response_raw("{\"id\": \"resp_mock\", \"output\": [");
         }
-        return json_response(response("completed", json!([done_item])));
+        return m.store(response("completed", json!([done_item])));
     }
     let mut events: Vec<Value> = vec![
         json!({"type": "response.created", "response": response("in_progress", json!([]))}),
@@ -459,6 +477,45 @@ async fn responses(State(m): State<MockUpstream>, headers: HeaderMap, body: Byte
         })
         .collect();
     sse_events(events, &user, false)
+}
+
+/// `GET /v1/responses/{id}` and `GET /v1/chat/completions/{id}`: a stored answer.
+async fn retrieve(
+    State(m): State<MockUpstream>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    uri: axum::http::Uri,
+) -> Response {
+    let stored = m
+        .stored
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&id)
+        .cloned();
+    let Some(v) = stored else {
+        return (axum::http::StatusCode::NOT_FOUND, "no such stored answer").into_response();
+    };
+    let text = v["output"][0]["content"][0]["text"].as_str();
+    if uri.query().is_some_and(|q| q.contains("stream=true"))
+        && let Some(text) = text
+    {
+        let mut events: Vec<Value> = Vec::new();
+        for p in pieces(text, 3) {
+            events.push(json!({"type": "response.output_text.delta", "item_id": "msg_mock", "output_index": 0, "content_index": 0, "delta": p}));
+        }
+        events.push(json!({"type": "response.output_text.done", "item_id": "msg_mock", "output_index": 0, "content_index": 0, "text": text}));
+        events.push(json!({"type": "response.completed", "response": v}));
+        let events = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut e)| {
+                e["sequence_number"] = json!(i);
+                let name = e["type"].as_str().map(str::to_string);
+                (name, e.to_string())
+            })
+            .collect();
+        return sse_events(events, "", false);
+    }
+    json_response(v)
 }
 
 async fn models() -> Response {

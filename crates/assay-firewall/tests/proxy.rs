@@ -1048,3 +1048,73 @@ async fn replies_that_share_a_few_words_with_the_system_prompt_pass() {
     assert_eq!(reasons, ["stop"], "{}", r.body);
     assert!(text.ends_with("thanks"));
 }
+
+#[tokio::test]
+async fn stored_answers_are_scanned_when_retrieved() {
+    let h = harness(Policy::default());
+    // Created through the firewall (redacted on the way out), stored upstream unredacted.
+    let r = h
+        .call(
+            "POST",
+            "/v1/chat/completions",
+            Some(chat("mock:secret", false)),
+        )
+        .await;
+    assert!(!r.body.contains(SECRET), "{}", r.body);
+    let r = h
+        .call("GET", "/v1/chat/completions/chatcmpl-mock", None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(!r.body.contains(SECRET), "retrieval leaked: {}", r.body);
+    assert_eq!(
+        r.json()["choices"][0]["message"]["content"],
+        "Sure. The deploy key is [REDACTED_SECRET] and nothing else."
+    );
+    h.call(
+        "POST",
+        "/v1/responses",
+        Some(responses_req(json!("mock:secret"), false)),
+    )
+    .await;
+    let r = h.call("GET", "/v1/responses/resp_mock", None).await;
+    assert!(!r.body.contains(SECRET), "retrieval leaked: {}", r.body);
+    assert_eq!(
+        r.json()["output"][0]["content"][0]["text"],
+        "Sure. The deploy key is [REDACTED_SECRET] and nothing else."
+    );
+    // Replayed as a stream: the key is split across events and still never passes.
+    let r = h
+        .call("GET", "/v1/responses/resp_mock?stream=true", None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        !r.body.contains(SECRET),
+        "streamed retrieval leaked: {}",
+        r.body
+    );
+    let deltas: String = response_events(&r)
+        .iter()
+        .filter(|(t, _)| t == "response.output_text.delta")
+        .map(|(_, v)| v["delta"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(deltas.contains("[REDACTED_SECRET]"), "{deltas}");
+    // Retrievals are scanned routes: served even when pass-through is off; an unknown id
+    // is the upstream's own 404.
+    let mut p = Policy::default();
+    p.server.passthrough = false;
+    let h = harness(p);
+    let r = h.call("GET", "/v1/responses/resp_nothing", None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.body.contains("no such stored answer"), "{}", r.body);
+    let audit = h.audit_text();
+    assert!(!audit.contains(SECRET));
+    // Other methods on the scanned paths are pass-through paths (here refused).
+    for (m, path) in [
+        ("DELETE", "/v1/responses/resp_mock"),
+        ("GET", "/v1/chat/completions"),
+    ] {
+        let r = h.call(m, path, None).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{m} {path}");
+        assert_eq!(r.json()["error"]["code"], "unknown_url", "{m} {path}");
+    }
+}

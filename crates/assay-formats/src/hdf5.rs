@@ -1,6 +1,6 @@
 //! The attributes of an HDF5 file's root group, read without a C library: what a legacy
 //! Keras `.h5` model keeps its architecture in (`model_config`, `training_config`,
-//! `keras_version`, `backend`). Datasets (the weights) are never read.
+//! `keras_version`, `backend`). Datasets (the weights) are located by [`datasets`].
 //!
 //! Supported, as the HDF5 library writes them: superblocks v0–v3 (with a user block at
 //! 512, 1024, 2048 … bytes), object headers v1 and v2 with continuation blocks, compact
@@ -14,6 +14,8 @@
 //! heaps) is returned as a [`Problem`] naming what could not be read, never skipped.
 
 use std::collections::{HashMap, HashSet};
+
+pub mod datasets;
 
 /// `\x89HDF\r\n\x1a\n`.
 pub const SIGNATURE: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
@@ -996,6 +998,17 @@ impl<'d> Reader<'_, 'd> {
 
 /// Number of elements in a dataspace message (dimensions are `l` bytes each).
 fn dataspace_elements(b: &[u8], l: usize) -> R<u64> {
+    match dataspace_dims(b, l)? {
+        None => Ok(0),
+        Some(dims) => dims.iter().try_fold(1u64, |n, &d| {
+            n.checked_mul(d)
+                .ok_or_else(|| "dataspace element count overflows".to_string())
+        }),
+    }
+}
+
+/// The dimensions of a dataspace message: `None` for a null dataspace, empty for a scalar.
+fn dataspace_dims(b: &[u8], l: usize) -> R<Option<Vec<u64>>> {
     let mut c = Cur { data: b, pos: 0 };
     let version = c.u8()?;
     let rank = c.u8()? as usize;
@@ -1009,20 +1022,17 @@ fn dataspace_elements(b: &[u8], l: usize) -> R<u64> {
         v => return Err(format!("unknown dataspace version {v}")),
     };
     match kind {
-        0 => Ok(1), // scalar
-        2 => Ok(0), // null
+        0 => Ok(Some(Vec::new())), // scalar
+        2 => Ok(None),             // null
         1 => {
             if rank > 32 {
                 return Err(format!("dataspace rank {rank} exceeds 32"));
             }
-            let mut n: u64 = 1;
+            let mut dims = Vec::with_capacity(rank);
             for _ in 0..rank {
-                let d = c.uint(l)?;
-                n = n
-                    .checked_mul(d)
-                    .ok_or("dataspace element count overflows")?;
+                dims.push(c.uint(l)?);
             }
-            Ok(n)
+            Ok(Some(dims))
         }
         k => Err(format!("unknown dataspace type {k}")),
     }

@@ -3,7 +3,7 @@
 //! [`FsBlobStore`] is a folder (the default, DATA/blobs);
 //! [`crate::objstore::ObjectBlobStore`] is `object_store` (S3, Azure, file://) behind the
 //! same three calls: `put` a finished local file, read a byte range, and check existence
-//! ([`crate::open_blob_store`] picks one). Keys are `t{tenant}/{sha[..2]}/{sha}`
+//! ([`crate::open_blobs`] picks one). Keys are `t{tenant}/{sha[..2]}/{sha}`
 //! ([`check_key`]): deduplication is per tenant, never across tenants.
 
 use crate::crypto::{self, BlobCipher, CHUNK, Key};

@@ -1,15 +1,30 @@
 //! Metadata: tenants, tokens, repositories, commits, refs, blobs and the scan job queue.
 //!
-//! [`MetaStore`] is the seam for phase 2. Phase 1 is [`SqliteMeta`] (rusqlite, bundled
-//! SQLite). The SQL is kept portable (plain `CREATE TABLE`, `INTEGER`/`TEXT`/`BIGINT`
-//! columns, `UPDATE ... RETURNING`); a PostgreSQL implementation changes the placeholders
-//! (`?1` to `$1`), `INTEGER PRIMARY KEY` to `BIGSERIAL`, and claims jobs with
-//! `SELECT ... FOR UPDATE SKIP LOCKED` so many `assay worker` processes can share the queue.
-//! Calls are synchronous; the server runs them on the blocking pool.
+//! Two implementations of [`MetaStore`]: [`SqliteMeta`] (rusqlite, bundled SQLite, the
+//! default: nothing to install) and [`crate::meta_pg::PgMeta`] (`--database postgres://…`).
+//! The SQL is the same schema in both (PostgreSQL: `BIGSERIAL`, `$1` placeholders).
+//! Calls are synchronous; the server runs them on tokio's blocking pool.
+//!
+//! ## The job queue
+//!
+//! A commit queues one scan job. Any number of processes claim jobs (`assay serve
+//! --workers N`, `assay worker`): a claim takes the oldest job that is queued, or running
+//! with an expired lease, in one transaction (`FOR UPDATE SKIP LOCKED` in PostgreSQL,
+//! `BEGIN IMMEDIATE` in SQLite), marks it running under a fresh claim id and sets its
+//! lease. The claimer extends the lease while it scans ([`MetaStore::job_heartbeat`]);
+//! a claimer that dies stops extending it and the job is claimed again once the lease
+//! expires. Only the current claim may finish or release a job, so a late result of a lost
+//! claim is dropped. Every claim counts an attempt; a job whose attempts reached the limit
+//! is given up ([`MetaStore::jobs_give_up`]): its revision is refused with the reason.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::Duration;
+
+/// Version of the schema this build writes (stored in `schema_version`). A database
+/// with a newer version is refused.
+pub const SCHEMA_VERSION: i64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
@@ -90,6 +105,25 @@ pub struct Job {
     pub tenant_id: i64,
     pub repo_id: i64,
     pub commit_id: String,
+    /// 1 for the first claim of the job, 2 for the second, …
+    pub attempt: i64,
+    /// Random id of this claim: only its holder may heartbeat, finish or release the job.
+    pub claim: String,
+}
+
+/// The reason a given-up job's revision is refused with.
+pub fn gave_up_reason(attempts: i64) -> String {
+    format!(
+        "scan failed: no scan of this revision finished in {attempts} attempts (the scanning process crashed, was killed or lost its lease each time)"
+    )
+}
+
+pub(crate) fn new_claim() -> String {
+    hex::encode(crate::crypto::random::<16>())
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }
 
 /// Commit states.
@@ -130,16 +164,33 @@ pub trait MetaStore: Send + Sync {
     ) -> Result<(Option<String>, Option<String>, Option<String>)>;
     fn ref_target(&self, repo: i64, name: &str) -> Result<Option<String>>;
     fn files(&self, repo: i64, commit: &str) -> Result<Vec<FileRow>>;
-    /// Takes the oldest queued job (phase 2: `FOR UPDATE SKIP LOCKED`).
-    fn job_claim(&self, now: &str) -> Result<Option<Job>>;
-    fn job_finish(&self, job: &Job, outcome: &Outcome, now: &str) -> Result<()>;
-    /// Puts jobs that were running when the process stopped back in the queue.
-    fn jobs_requeue_running(&self) -> Result<usize>;
+    /// The tenant of this name.
+    fn tenant_named(&self, name: &str) -> Result<Option<Tenant>>;
+    /// Claims the oldest job that is queued or whose lease expired, and has been claimed
+    /// fewer than `max_attempts` times; its lease runs for `lease` from now (the
+    /// database's clock). `None` when there is no such job.
+    fn job_claim(&self, now: &str, lease: Duration, max_attempts: i64) -> Result<Option<Job>>;
+    /// Extends the lease of a claimed job; false when the claim is no longer current
+    /// (its lease expired and another process claimed the job, or it finished).
+    fn job_heartbeat(&self, job: &Job, lease: Duration) -> Result<bool>;
+    /// Records the outcome on the commit and marks the job done, atomically; false (and
+    /// nothing recorded) when the claim is no longer current.
+    fn job_finish(&self, job: &Job, outcome: &Outcome, now: &str) -> Result<bool>;
+    /// Puts a claimed job back in the queue (shutdown: `failed` false, the attempt does
+    /// not count; a crash of the scan: `failed` true).
+    fn job_release(&self, job: &Job, failed: bool) -> Result<()>;
+    /// Gives up on jobs that were claimed `max_attempts` times and are queued again or
+    /// whose lease expired: the job fails and its revision is refused with
+    /// [`gave_up_reason`]. Answers the given-up jobs.
+    fn jobs_give_up(&self, now: &str, max_attempts: i64) -> Result<Vec<Job>>;
 }
 
 pub struct SqliteMeta {
     conn: Mutex<Connection>,
 }
+
+/// How long a SQLite call waits for another process's write transaction.
+pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS tenants (
@@ -169,7 +220,26 @@ CREATE TABLE IF NOT EXISTS jobs (
   id INTEGER PRIMARY KEY, tenant_id BIGINT NOT NULL, repo_id BIGINT NOT NULL,
   commit_id TEXT NOT NULL, state TEXT NOT NULL, created_at TEXT NOT NULL,
   started_at TEXT, finished_at TEXT);
+CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL);
 ";
+
+/// Version 2: job leases (`lease_until`, Unix milliseconds), claim ids and attempts.
+/// Version 1 had one process, which requeued its running jobs at start: so does this.
+const MIGRATE_2: &str = "
+UPDATE jobs SET state = 'queued', started_at = NULL WHERE state = 'running';
+ALTER TABLE jobs ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN lease_until BIGINT;
+ALTER TABLE jobs ADD COLUMN claim TEXT;
+CREATE INDEX IF NOT EXISTS jobs_open ON jobs (id) WHERE state IN ('queued', 'running');
+";
+
+/// Milliseconds since the Unix epoch (SQLite's lease clock: one machine).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(millis)
+        .unwrap_or(0)
+}
 
 impl SqliteMeta {
     pub fn open(path: &Path) -> Result<SqliteMeta> {
@@ -177,7 +247,30 @@ impl SqliteMeta {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.execute_batch(SCHEMA)?;
+        // Several processes (`assay serve`, `assay worker`) may share the file.
+        conn.busy_timeout(SQLITE_BUSY_TIMEOUT)?;
+        let mut conn = conn;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(SCHEMA)?;
+        let version: i64 = tx
+            .query_row("SELECT max(version) FROM schema_version", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })?
+            .unwrap_or(1);
+        if version > SCHEMA_VERSION {
+            return Err(MetaError::Db(format!(
+                "the database has schema version {version}, newer than this assay's {SCHEMA_VERSION}"
+            )));
+        }
+        if version < 2 {
+            tx.execute_batch(MIGRATE_2)?;
+        }
+        tx.execute("DELETE FROM schema_version", [])?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            params![SCHEMA_VERSION],
+        )?;
+        tx.commit()?;
         Ok(SqliteMeta {
             conn: Mutex::new(conn),
         })
@@ -425,29 +518,74 @@ impl MetaStore for SqliteMeta {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn job_claim(&self, now: &str) -> Result<Option<Job>> {
+    fn tenant_named(&self, name: &str) -> Result<Option<Tenant>> {
         Ok(self
             .c()
             .query_row(
-                "UPDATE jobs SET state = 'running', started_at = ?1
-                 WHERE id = (SELECT id FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1)
-                 RETURNING id, tenant_id, repo_id, commit_id",
-                params![now],
+                "SELECT id, name, wrapped_key, policy FROM tenants WHERE name = ?1",
+                params![name],
                 |r| {
-                    Ok(Job {
+                    Ok(Tenant {
                         id: r.get(0)?,
-                        tenant_id: r.get(1)?,
-                        repo_id: r.get(2)?,
-                        commit_id: r.get(3)?,
+                        name: r.get(1)?,
+                        wrapped_key: r.get(2)?,
+                        policy: r.get(3)?,
                     })
                 },
             )
             .optional()?)
     }
 
-    fn job_finish(&self, job: &Job, o: &Outcome, now: &str) -> Result<()> {
+    fn job_claim(&self, now: &str, lease: Duration, max_attempts: i64) -> Result<Option<Job>> {
         let mut c = self.c();
-        let tx = c.transaction()?;
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let t = now_ms();
+        let claim = new_claim();
+        let job = tx
+            .query_row(
+                "UPDATE jobs SET state = 'running', started_at = ?1, attempts = attempts + 1,
+                   lease_until = ?2, claim = ?3
+                 WHERE id = (SELECT id FROM jobs
+                   WHERE (state = 'queued' OR (state = 'running' AND (lease_until IS NULL OR lease_until < ?4)))
+                     AND attempts < ?5
+                   ORDER BY id LIMIT 1)
+                 RETURNING id, tenant_id, repo_id, commit_id, attempts",
+                params![now, t.saturating_add(millis(lease)), claim, t, max_attempts],
+                |r| {
+                    Ok(Job {
+                        id: r.get(0)?,
+                        tenant_id: r.get(1)?,
+                        repo_id: r.get(2)?,
+                        commit_id: r.get(3)?,
+                        attempt: r.get(4)?,
+                        claim: claim.clone(),
+                    })
+                },
+            )
+            .optional()?;
+        tx.commit()?;
+        Ok(job)
+    }
+
+    fn job_heartbeat(&self, job: &Job, lease: Duration) -> Result<bool> {
+        let n = self.c().execute(
+            "UPDATE jobs SET lease_until = ?1 WHERE id = ?2 AND claim = ?3 AND state = 'running'",
+            params![now_ms().saturating_add(millis(lease)), job.id, job.claim],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn job_finish(&self, job: &Job, o: &Outcome, now: &str) -> Result<bool> {
+        let mut c = self.c();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "UPDATE jobs SET state = 'done', finished_at = ?1
+             WHERE id = ?2 AND claim = ?3 AND state = 'running'",
+            params![now, job.id, job.claim],
+        )?;
+        if n != 1 {
+            return Ok(false);
+        }
         let reasons = serde_json::to_string(&o.reasons).unwrap_or_else(|_| "[]".into());
         tx.execute(
             "UPDATE commits SET status = ?1, reasons = ?2, report = ?3, card = ?4, badge = ?5,
@@ -463,18 +601,52 @@ impl MetaStore for SqliteMeta {
                 job.commit_id
             ],
         )?;
-        tx.execute(
-            "UPDATE jobs SET state = 'done', finished_at = ?1 WHERE id = ?2",
-            params![now, job.id],
-        )?;
         tx.commit()?;
+        Ok(true)
+    }
+
+    fn job_release(&self, job: &Job, failed: bool) -> Result<()> {
+        self.c().execute(
+            "UPDATE jobs SET state = 'queued', lease_until = NULL, claim = NULL,
+               attempts = attempts - ?1
+             WHERE id = ?2 AND claim = ?3 AND state = 'running'",
+            params![if failed { 0 } else { 1 }, job.id, job.claim],
+        )?;
         Ok(())
     }
 
-    fn jobs_requeue_running(&self) -> Result<usize> {
-        Ok(self.c().execute(
-            "UPDATE jobs SET state = 'queued', started_at = NULL WHERE state = 'running'",
-            [],
-        )?)
+    fn jobs_give_up(&self, now: &str, max_attempts: i64) -> Result<Vec<Job>> {
+        let mut c = self.c();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let jobs = {
+            let mut st = tx.prepare(
+                "UPDATE jobs SET state = 'failed', finished_at = ?1, claim = NULL
+                 WHERE (state = 'queued' OR (state = 'running' AND (lease_until IS NULL OR lease_until < ?2)))
+                   AND attempts >= ?3
+                 RETURNING id, tenant_id, repo_id, commit_id, attempts",
+            )?;
+            let rows = st.query_map(params![now, now_ms(), max_attempts], |r| {
+                Ok(Job {
+                    id: r.get(0)?,
+                    tenant_id: r.get(1)?,
+                    repo_id: r.get(2)?,
+                    commit_id: r.get(3)?,
+                    attempt: r.get(4)?,
+                    claim: String::new(),
+                })
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        for j in &jobs {
+            let reasons =
+                serde_json::to_string(&[gave_up_reason(j.attempt)]).unwrap_or_else(|_| "[]".into());
+            tx.execute(
+                "UPDATE commits SET status = ?1, reasons = ?2, finished_at = ?3
+                 WHERE repo_id = ?4 AND id = ?5 AND status = ?6",
+                params![REFUSED, reasons, now, j.repo_id, j.commit_id, QUARANTINED],
+            )?;
+        }
+        tx.commit()?;
+        Ok(jobs)
     }
 }

@@ -1,7 +1,7 @@
 //! The scan job: materialise a quarantined commit from the blob store into a private
 //! working folder, run the real scanner, write the card and badge, and decide admission
-//! with the tenant's policy. Phase 1 runs it on a background task of the server; the
-//! phase 2 `assay worker` runs the same function on jobs it claims from the database.
+//! with the tenant's policy. The server's scan loops (`--workers`) and `assay worker`
+//! processes run this same function on jobs they claim from the database.
 
 use crate::blob::{BlobReader, blob_key};
 use crate::meta::{ADMITTED, Job, Outcome, REFUSED};
@@ -17,7 +17,12 @@ use std::path::Path;
 
 /// Runs one job to its outcome (never panics on bad input; errors refuse the revision).
 pub fn run(reg: &Registry, job: &Job) -> Outcome {
-    let work = reg.data.join("work").join(format!("job-{}", job.id));
+    // Per claim: processes sharing DATA may hold an old and a new claim of one job.
+    let claim: String = job.claim.chars().take(16).collect();
+    let work = reg
+        .data
+        .join("work")
+        .join(format!("job-{}-{claim}", job.id));
     let _ = fs::remove_dir_all(&work);
     let out = match scan_commit(reg, job, &work) {
         Ok(o) => o,

@@ -1,4 +1,8 @@
-//! The whole router in process (tower `oneshot`), including adversarial requests.
+//! The whole router in process (tower `oneshot`), including adversarial requests. Every
+//! test runs twice: on SQLite and on PostgreSQL (`ASSAY_TEST_POSTGRES`, see support/pg.rs).
+
+#[path = "support/pg.rs"]
+mod support_pg;
 
 use assay_registry::{Config, Registry, app};
 use axum::body::Body;
@@ -9,11 +13,51 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tower::ServiceExt;
 
+/// Where the registry keeps its metadata.
+#[derive(Clone)]
+enum Backend {
+    Sqlite,
+    /// The server URL; each registry gets its own database.
+    Postgres(String),
+}
+
+/// Each named test as `NAME::sqlite` and `NAME::postgres` (skipped with a note without
+/// `ASSAY_TEST_POSTGRES`, failed under CI=true).
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread")]
+            async fn sqlite() {
+                super::$name(super::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn postgres() {
+                if let Some(url) = super::support_pg::server_url() {
+                    super::$name(super::Backend::Postgres(url)).await
+                }
+            }
+        }
+    )*};
+}
+
+on_both_backends!(
+    quarantine_scan_admit_and_serve,
+    other_tenants_get_the_same_not_found_as_for_nothing,
+    path_tricks_and_case_folding,
+    revision_confusion,
+    tokens_scopes_and_replay,
+    oversized_uploads_are_refused,
+    blobs_are_encrypted_per_tenant_and_dedup_stays_inside,
+    scan_loops_decide_queued_commits_and_stop_on_request,
+);
+
 struct Reg {
     reg: Arc<Registry>,
     admin: String,
     _dir: tempfile::TempDir,
     data: PathBuf,
+    /// Dropped last: the registry's connections close first.
+    db: Option<support_pg::TestDb>,
 }
 
 struct Resp {
@@ -39,12 +83,19 @@ fn examples() -> PathBuf {
 }
 
 impl Reg {
-    fn new(max_file: u64) -> Reg {
+    fn new(backend: &Backend, max_file: u64) -> Reg {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let mut cfg = Config::new(&data);
         cfg.max_file_bytes = max_file;
         cfg.master_key = Some([7u8; 32]);
+        let db = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres(server) => Some(support_pg::TestDb::create(server)),
+        };
+        cfg.database = db.as_ref().map(|d| d.url.clone());
+        // Opened on this async test's worker thread on purpose: the PostgreSQL store must
+        // not panic there.
         let opened = Registry::open(&cfg).unwrap();
         let admin = std::fs::read_to_string(data.join("admin-token"))
             .unwrap()
@@ -55,6 +106,7 @@ impl Reg {
             admin,
             _dir: dir,
             data,
+            db,
         }
     }
 
@@ -163,8 +215,8 @@ impl Reg {
 }
 
 /// Two tenants, a clean model and a refused one in `acme`.
-async fn setup() -> (Reg, String, String, String, String) {
-    let r = Reg::new(1 << 20);
+async fn setup(b: Backend) -> (Reg, String, String, String, String) {
+    let r = Reg::new(&b, 1 << 20);
     let a = r.tenant("acme").await;
     let b = r.tenant("other").await;
     let c1 = r
@@ -184,9 +236,8 @@ async fn setup() -> (Reg, String, String, String, String) {
     (r, a, b, good, bad)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn quarantine_scan_admit_and_serve() {
-    let (r, a, _b, good, bad) = setup().await;
+async fn quarantine_scan_admit_and_serve(b: Backend) {
+    let (r, a, _b, good, bad) = setup(b).await;
     let read = r.token(&a, "read").await;
     // Before the scan: quarantined, gated.
     let q = r.get("/api/models/acme/demo", &read).await;
@@ -312,9 +363,8 @@ async fn quarantine_scan_admit_and_serve() {
     assert!(String::from_utf8_lossy(&m.body).contains("assay_registry_admitted_total 1"));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn other_tenants_get_the_same_not_found_as_for_nothing() {
-    let (r, _a, b, good, bad) = setup().await;
+async fn other_tenants_get_the_same_not_found_as_for_nothing(b: Backend) {
+    let (r, _a, b, good, bad) = setup(b).await;
     r.scan_all();
     let uris = |repo: &str, c: &str| {
         vec![
@@ -365,9 +415,8 @@ async fn other_tenants_get_the_same_not_found_as_for_nothing() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn path_tricks_and_case_folding() {
-    let (r, a, _b, _good, _bad) = setup().await;
+async fn path_tricks_and_case_folding(b: Backend) {
+    let (r, a, _b, _good, _bad) = setup(b).await;
     r.scan_all();
     let read = r.token(&a, "read").await;
     for uri in [
@@ -421,9 +470,8 @@ async fn path_tricks_and_case_folding() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn revision_confusion() {
-    let (r, a, b, good, bad) = setup().await;
+async fn revision_confusion(b: Backend) {
+    let (r, a, b, good, bad) = setup(b).await;
     r.scan_all();
     let read = r.token(&a, "read").await;
     // An admitted commit of one repository is not a revision of another.
@@ -480,9 +528,8 @@ async fn revision_confusion() {
     assert_eq!(x.status, StatusCode::BAD_REQUEST);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn tokens_scopes_and_replay() {
-    let r = Reg::new(1 << 20);
+async fn tokens_scopes_and_replay(b: Backend) {
+    let r = Reg::new(&b, 1 << 20);
     let a = r.tenant("acme").await;
     let read = r.token(&a, "read").await;
     let write = r.token(&a, "write").await;
@@ -568,8 +615,23 @@ async fn tokens_scopes_and_replay() {
         .await;
     assert_eq!(d.status, StatusCode::BAD_REQUEST);
     // Tokens are stored hashed; the audit log holds no token.
-    let db = std::fs::read(r.data.join("registry.db")).unwrap_or_default();
-    let wal = std::fs::read(r.data.join("registry.db-wal")).unwrap_or_default();
+    let (db, wal) = match &r.db {
+        None => (
+            std::fs::read(r.data.join("registry.db")).unwrap_or_default(),
+            std::fs::read(r.data.join("registry.db-wal")).unwrap_or_default(),
+        ),
+        Some(pg) => {
+            let mut all = String::new();
+            for t in ["tenants", "tokens", "repos", "commits", "jobs"] {
+                for row in pg.query_text(&format!("SELECT x::text FROM {t} x")) {
+                    all.push_str(&row);
+                    all.push('\n');
+                }
+            }
+            assert!(all.contains(&assay_registry::auth::hash_token(&a)));
+            (all.into_bytes(), vec![])
+        }
+    };
     let audit = std::fs::read_to_string(r.data.join("audit.log")).unwrap();
     for t in [&a, &read, &write, &r.admin] {
         let needle = t.as_bytes();
@@ -593,9 +655,8 @@ async fn tokens_scopes_and_replay() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn oversized_uploads_are_refused() {
-    let r = Reg::new(1000);
+async fn oversized_uploads_are_refused(b: Backend) {
+    let r = Reg::new(&b, 1000);
     let a = r.tenant("acme").await;
     let x = r
         .req(
@@ -645,9 +706,8 @@ async fn oversized_uploads_are_refused() {
     assert_eq!(x.status, StatusCode::PAYLOAD_TOO_LARGE);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn blobs_are_encrypted_per_tenant_and_dedup_stays_inside() {
-    let r = Reg::new(1 << 20);
+async fn blobs_are_encrypted_per_tenant_and_dedup_stays_inside(b: Backend) {
+    let r = Reg::new(&b, 1 << 20);
     let a = r.tenant("acme").await;
     let b = r.tenant("other").await;
     let secret =
@@ -729,4 +789,60 @@ fn walk(d: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// The scan loops (`serve --workers N`, `assay worker`): they take the queued commits,
+/// decide them, report each step, and end when asked to stop.
+async fn scan_loops_decide_queued_commits_and_stop_on_request(b: Backend) {
+    use assay_registry::ScanEvent;
+    let (r, a, _b, good, bad) = setup(b).await;
+    let events = Arc::new(std::sync::Mutex::new(Vec::<ScanEvent>::new()));
+    let ev = events.clone();
+    let on: assay_registry::OnEvent = Arc::new(move |e| ev.lock().unwrap().push(e));
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let loops = tokio::spawn(r.reg.clone().run_scans(2, stop_rx, on));
+    let write = r.token(&a, "write").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = |v: &Value, id: &str| {
+        v["commits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["commit"] == id)
+            .map(|k| k["status"].as_str().unwrap().to_string())
+    };
+    loop {
+        let d = r.get("/api/registry/models/acme/demo", &write).await.json();
+        let e = r.get("/api/registry/models/acme/evil", &write).await.json();
+        if status(&d, &good).as_deref() == Some("admitted")
+            && status(&e, &bad).as_deref() == Some("refused")
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{d} {e}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    stop.send(true).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), loops)
+        .await
+        .expect("the scan loops stop when asked")
+        .unwrap();
+    let ev = events.lock().unwrap();
+    let claimed = ev
+        .iter()
+        .filter(|e| matches!(e, ScanEvent::Claimed(_)))
+        .count();
+    let finished: Vec<(&str, &str)> = ev
+        .iter()
+        .filter_map(|e| match e {
+            ScanEvent::Finished { job, status, .. } => {
+                Some((job.commit_id.as_str(), status.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(claimed, 2, "{ev:?}");
+    assert!(finished.contains(&(good.as_str(), "admitted")), "{ev:?}");
+    assert!(finished.contains(&(bad.as_str(), "refused")), "{ev:?}");
+    assert!(!r.reg.scan_one(), "nothing left in the queue");
 }

@@ -18,6 +18,10 @@ pub enum TensorFormat {
     Npz,
     /// NumPy arrays inside a pickle: joblib inline arrays, or `_reconstruct` + `BUILD`.
     PickleNumpy,
+    /// HDF5 datasets (Keras `.h5` and `.weights.h5`, Transformers `tf_model.h5`).
+    Hdf5,
+    /// A Keras 3 `.keras` archive: the datasets of its `model.weights.h5`.
+    Keras,
 }
 
 impl TensorFormat {
@@ -31,6 +35,8 @@ impl TensorFormat {
             TensorFormat::Npy => "numpy-npy",
             TensorFormat::Npz => "numpy-npz",
             TensorFormat::PickleNumpy => "pickled-numpy",
+            TensorFormat::Hdf5 => "hdf5",
+            TensorFormat::Keras => "keras",
         }
     }
 }

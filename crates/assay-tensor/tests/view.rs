@@ -228,3 +228,29 @@ fn hostile_headers_are_problems_not_panics() {
         }
     }
 }
+
+#[test]
+fn keras_hdf5_weights_and_archive() {
+    let exp = expected();
+    for (f, fmt) in [
+        ("keras.weights.h5", TensorFormat::Hdf5),
+        ("keras_legacy.h5", TensorFormat::Hdf5),
+        ("keras.keras", TensorFormat::Keras),
+    ] {
+        let bytes = load(f);
+        let file = read(&bytes, &ReadLimits::default()).unwrap();
+        assert_eq!(file.format, fmt, "{f}");
+        assert!(file.problems.is_empty(), "{f}: {:?}", file.problems);
+        assert_eq!(
+            file.tensors.len(),
+            exp[f].as_object().unwrap().len(),
+            "{f}: every numeric dataset h5py reads, and nothing else"
+        );
+        check(&file, f, &exp);
+        for t in &file.tensors {
+            assert!(t.data.is_borrowed(), "{f}:{}: no copy", t.name);
+            let member = (fmt == TensorFormat::Keras).then_some("model.weights.h5");
+            assert_eq!(t.member.as_deref(), member, "{f}:{}", t.name);
+        }
+    }
+}

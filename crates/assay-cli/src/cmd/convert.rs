@@ -117,15 +117,17 @@ pub fn convert(a: ConvertArgs) -> Result<ExitCode> {
             | TensorFormat::PytorchLegacy
             | TensorFormat::Safetensors
             | TensorFormat::Npy
-            | TensorFormat::Npz),
+            | TensorFormat::Npz
+            | TensorFormat::Hdf5
+            | TensorFormat::Keras),
         ) => f,
         Some(f) => bail!(
-            "{} is {}; assay convert reads PyTorch checkpoints (zip or legacy), safetensors and NumPy files",
+            "{} is {}; assay convert reads PyTorch checkpoints (zip or legacy), safetensors, NumPy and Keras/HDF5 files",
             a.input.display(),
             f.name()
         ),
         None => bail!(
-            "{} is not a PyTorch checkpoint, safetensors or NumPy file",
+            "{} is not a PyTorch checkpoint, safetensors, NumPy or Keras/HDF5 file",
             a.input.display()
         ),
     };

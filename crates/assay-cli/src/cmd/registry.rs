@@ -19,10 +19,55 @@ pub struct ServeArgs {
     /// Largest file an upload may carry, in bytes (413 beyond).
     #[arg(long, default_value_t = assay_registry::DEFAULT_MAX_FILE_BYTES, value_name = "BYTES")]
     pub max_file_size: u64,
+    #[command(flatten)]
+    pub shared: SharedArgs,
+    /// Scan loops in this process; 0 leaves scanning to `assay worker` processes.
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=assay_registry::MAX_SCAN_LOOPS as u64))]
+    pub workers: usize,
+}
+
+/// What every server and worker of one registry shares.
+#[derive(Args, Debug)]
+pub struct SharedArgs {
+    /// Metadata in PostgreSQL (postgres://user@host:port/db or
+    /// postgres:///db?host=/run/postgresql; no TLS: a trusted network or a Unix socket).
+    /// Default: SQLite in DIR/registry.db.
+    #[arg(long, value_name = "URL")]
+    pub database: Option<String>,
+    /// File holding the master key (64 hex digits). Default: $ASSAY_MASTER_KEY, else
+    /// DIR/master-key (created on first start). Every server and worker of one registry
+    /// needs the same key.
+    #[arg(long, value_name = "FILE")]
+    pub master_key_file: Option<PathBuf>,
     /// Blob store: s3://BUCKET[/PREFIX], az://CONTAINER[/PREFIX] or file:///PATH, configured
-    /// from the standard AWS_* / AZURE_* environment variables (default: DIR/blobs).
+    /// from the standard AWS_* / AZURE_* environment variables. Default: DIR/blobs.
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
+}
+
+impl SharedArgs {
+    /// Where blobs are, for the start-up line (no credentials).
+    fn blobs(&self, data: &std::path::Path) -> String {
+        match &self.store {
+            Some(u) => assay_registry::objstore::public_url(u),
+            None => data.join("blobs").display().to_string(),
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct WorkerArgs {
+    /// Data folder: the blob store unless --store is given (DIR/blobs, the server's folder
+    /// on this machine or a shared mount), scratch folders and this worker's audit log.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub shared: SharedArgs,
+    /// Scans at a time.
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=assay_registry::MAX_SCAN_LOOPS as u64))]
+    pub concurrency: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -99,11 +144,104 @@ pub struct PushArgs {
     pub timeout: u64,
 }
 
+fn config(data: &std::path::Path, shared: &SharedArgs) -> assay_registry::Config {
+    let mut cfg = assay_registry::Config::new(data);
+    cfg.database = shared.database.clone();
+    cfg.master_key_file = shared.master_key_file.clone();
+    cfg.store = shared.store.clone();
+    cfg
+}
+
+/// One stderr line per scan event, prefixed with the command's name.
+fn log_events(who: &'static str) -> assay_registry::OnEvent {
+    use assay_registry::ScanEvent as E;
+    std::sync::Arc::new(move |e| {
+        let line = match e {
+            E::Claimed(j) => format!(
+                "job {} claimed: commit {} (attempt {})",
+                j.id, j.commit_id, j.attempt
+            ),
+            E::Finished {
+                job,
+                status,
+                reasons,
+                millis,
+            } => {
+                let mut l = format!(
+                    "job {} {status} in {:.1}s: commit {}",
+                    job.id,
+                    millis as f64 / 1000.0,
+                    job.commit_id
+                );
+                if !reasons.is_empty() {
+                    l.push_str(&format!(" ({} reasons)", reasons.len()));
+                }
+                l
+            }
+            E::Lost(j) => format!(
+                "job {}: lease lost to another process; this result is dropped",
+                j.id
+            ),
+            E::Released(j) => format!("job {}: released unfinished (shutting down)", j.id),
+            E::Crashed(j) => format!("job {}: the scan crashed; back in the queue", j.id),
+            E::GaveUp(j) => format!(
+                "job {}: given up after {} attempts; commit {} refused",
+                j.id, j.attempt, j.commit_id
+            ),
+            E::Error(m) => format!("error: {m}"),
+        };
+        eprintln!("assay {who}: {line}");
+    })
+}
+
+/// Shows a database URL without its password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let cred = &url[s + 3..at];
+            match cred.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+pub fn worker(a: WorkerArgs) -> Result<ExitCode> {
+    let Some(data) = &a.data else {
+        bail!("assay worker needs --data DIR: the folder whose blobs/ the server writes");
+    };
+    let cfg = config(data, &a.shared);
+    let db = a
+        .shared
+        .database
+        .as_deref()
+        .map(redact)
+        .unwrap_or_else(|| format!("sqlite {}", data.join("registry.db").display()));
+    assay_registry::work(
+        &cfg,
+        a.concurrency,
+        |_| {
+            eprintln!(
+                "assay worker: scanning jobs from {db} ({} at a time; data {}, blobs {})",
+                a.concurrency.max(1),
+                data.display(),
+                a.shared.blobs(data)
+            );
+        },
+        log_events("worker"),
+    )
+    .with_context(|| format!("worker on {db}"))?;
+    eprintln!("assay worker: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn serve(a: ServeArgs) -> Result<ExitCode> {
-    let mut cfg = assay_registry::Config::new(&a.data);
+    let mut cfg = config(&a.data, &a.shared);
     cfg.max_file_bytes = a.max_file_size;
-    cfg.store = a.store.clone();
-    assay_registry::serve(&cfg, &a.listen, |addr, opened| {
+    let workers = a.workers;
+    assay_registry::serve(&cfg, &a.listen, workers, |addr, opened| {
         let mut err = std::io::stderr().lock();
         if let Some(p) = &opened.created_admin_token {
             let _ = writeln!(
@@ -112,16 +250,19 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
                 p.display()
             );
         }
-        let store = match &a.store {
-            Some(u) => assay_registry::objstore::public_url(u),
-            None => a.data.join("blobs").display().to_string(),
-        };
+        let db = a
+            .shared
+            .database
+            .as_deref()
+            .map(redact)
+            .unwrap_or_else(|| "sqlite".into());
         let _ = writeln!(
             err,
-            "assay serve: listening on http://{addr} (data {}, blobs {store})",
-            a.data.display()
+            "assay serve: listening on http://{addr} (data {}, metadata {db}, blobs {}, {workers} scan loops)",
+            a.data.display(),
+            a.shared.blobs(&a.data)
         );
-    })
+    }, log_events("serve"))
     .with_context(|| format!("cannot serve from {}", a.data.display()))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -81,7 +81,8 @@ pub fn preference(f: TensorFormat) -> u8 {
         TensorFormat::Gguf => 2,
         TensorFormat::Onnx => 3,
         TensorFormat::Npz | TensorFormat::Npy => 4,
-        TensorFormat::PickleNumpy => 5,
+        TensorFormat::Hdf5 | TensorFormat::Keras => 5,
+        TensorFormat::PickleNumpy => 6,
     }
 }
 

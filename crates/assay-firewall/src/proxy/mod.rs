@@ -30,32 +30,16 @@ const MAX_RESPONSE_BYTES: usize = 64 << 20;
 
 type Fw = State<Arc<Firewall>>;
 
-pub async fn chat(State(fw): Fw, Extension(id): Extension<RequestId>, req: Request) -> Response {
-    scanned(fw, id, Endpoint::Chat, req).await
-}
-
-pub async fn completions(
-    State(fw): Fw,
-    Extension(id): Extension<RequestId>,
-    req: Request,
-) -> Response {
-    scanned(fw, id, Endpoint::Completions, req).await
-}
-
-pub async fn embeddings(
-    State(fw): Fw,
-    Extension(id): Extension<RequestId>,
-    req: Request,
-) -> Response {
-    scanned(fw, id, Endpoint::Embeddings, req).await
-}
-
-pub async fn responses(
-    State(fw): Fw,
-    Extension(id): Extension<RequestId>,
-    req: Request,
-) -> Response {
-    scanned(fw, id, Endpoint::Responses, req).await
+/// `POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, `/v1/responses`: the
+/// request is scanned, then the answer.
+pub async fn scan(State(fw): Fw, Extension(id): Extension<RequestId>, req: Request) -> Response {
+    let endpoint = match req.uri().path() {
+        "/v1/completions" => Endpoint::Completions,
+        "/v1/embeddings" => Endpoint::Embeddings,
+        "/v1/responses" => Endpoint::Responses,
+        _ => Endpoint::Chat,
+    };
+    scanned(fw, id, endpoint, req).await
 }
 
 /// `GET /v1/models`: always forwarded, there is no text to scan.
@@ -128,17 +112,19 @@ pub async fn health() -> &'static str {
     "ok"
 }
 
-async fn forward(fw: &Firewall, id: &RequestId, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
+/// Sends the caller's request (method, path and query, headers) upstream with `body`.
+async fn send_upstream(
+    fw: &Firewall,
+    parts: &axum::http::request::Parts,
+    body: Body,
+) -> Result<Response<Body>, UpstreamError> {
     let path = parts
         .uri
         .path_and_query()
         .map_or(parts.uri.path(), |p| p.as_str());
-    let start = Instant::now();
-    match fw
-        .upstream
+    fw.upstream
         .send(
-            parts.method,
+            parts.method.clone(),
             path,
             &parts.headers,
             fw.upstream_auth(),
@@ -146,7 +132,12 @@ async fn forward(fw: &Firewall, id: &RequestId, req: Request) -> Response {
             fw.timeout(),
         )
         .await
-    {
+}
+
+async fn forward(fw: &Firewall, id: &RequestId, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let start = Instant::now();
+    match send_upstream(fw, &parts, body).await {
         Ok(r) => {
             fw.metrics.upstream.observe(start.elapsed());
             fw.metrics.request("other", "allow");
@@ -265,27 +256,51 @@ async fn scanned(fw: Arc<Firewall>, id: RequestId, endpoint: Endpoint, req: Requ
         // Serialising a Value cannot fail.
         serde_json::to_vec(&json).unwrap_or_default().into()
     };
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or(parts.uri.path(), |p| p.as_str());
     let up_start = Instant::now();
-    let before_upstream = up_start - start;
-    let resp = match fw
-        .upstream
-        .send(
-            parts.method,
-            path,
-            &parts.headers,
-            fw.upstream_auth(),
-            Body::from(body),
-            fw.timeout(),
-        )
-        .await
-    {
+    let resp = match send_upstream(&fw, &parts, Body::from(body)).await {
         Ok(r) => r,
         Err(e) => return upstream_failed(&fw, &id, endpoint.name(), e),
     };
+    deliver(fw, id, endpoint, plan, resp, start, up_start).await
+}
+
+/// `GET /v1/responses/{id}` and `GET /v1/chat/completions/{id}`: model output stored
+/// upstream and fetched later. It is scanned like the answer it was (a secret redacted on
+/// the way out of `POST` must not come back unredacted by asking again), with no request
+/// side: no canary and no restored placeholders. A streamed retrieval
+/// (`?stream=true`) is scanned with the same hold-back.
+pub async fn retrieve(
+    State(fw): Fw,
+    Extension(id): Extension<RequestId>,
+    req: Request,
+) -> Response {
+    let start = Instant::now();
+    let endpoint = if req.uri().path().starts_with("/v1/responses/") {
+        Endpoint::Responses
+    } else {
+        Endpoint::Chat
+    };
+    let (parts, body) = req.into_parts();
+    let up_start = Instant::now();
+    let resp = match send_upstream(&fw, &parts, body).await {
+        Ok(r) => r,
+        Err(e) => return upstream_failed(&fw, &id, endpoint.name(), e),
+    };
+    let plan = RequestPlan::retrieval();
+    deliver(fw, id, endpoint, plan, resp, start, up_start).await
+}
+
+/// Scans the upstream's answer (complete or streamed) and passes on what it allows.
+async fn deliver(
+    fw: Arc<Firewall>,
+    id: RequestId,
+    endpoint: Endpoint,
+    plan: RequestPlan,
+    resp: Response<Body>,
+    start: Instant,
+    up_start: Instant,
+) -> Response {
+    let before_upstream = up_start - start;
     let (rparts, rbody) = resp.into_parts();
     if plan.stream && rparts.status.is_success() && is_event_stream(&rparts.headers) {
         fw.metrics.upstream.observe(up_start.elapsed());

@@ -55,6 +55,21 @@ pub struct RequestPlan {
     pub stream: bool,
 }
 
+impl RequestPlan {
+    /// The plan of a request with nothing to scan (a retrieval of stored output): allowed,
+    /// no canary, no placeholders; a streamed answer is scanned as a stream.
+    pub fn retrieval() -> RequestPlan {
+        RequestPlan {
+            findings: Vec::new(),
+            verdict: Action::Allow,
+            vault: Vault::new(false),
+            canary: None,
+            prompt: None,
+            stream: true,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Unscannable(pub &'static str);
 

@@ -207,6 +207,11 @@ impl<'a> StreamScanner<'a> {
             return;
         }
         if data.trim() == "[DONE]" {
+            if self.endpoint == Endpoint::Responses {
+                // A Responses stream ends with its terminal event (then the scanner is
+                // closed); a `[DONE]` before it cut the answer short.
+                return self.fail_closed("stream ended before its terminal event", out);
+            }
             self.flush_all(out);
             out.extend_from_slice(b"data: [DONE]\n\n");
             self.state = State::Done;
@@ -818,6 +823,29 @@ mod tests {
         assert_eq!(got, "");
         assert_eq!(reasons, ["content_filter"]);
         assert_eq!(rules, ["FWL040"]);
+    }
+
+    #[test]
+    fn responses_stream_cut_by_done_ends_incomplete() {
+        let s = Scanners::new(Policy::default());
+        let vault = Vault::new(true);
+        let mut sc = StreamScanner::new(Endpoint::Responses, OutputScan::new(&s, None), &vault);
+        let mut raw = String::new();
+        for p in ["The answer ", "is forty ", "two, as always"] {
+            let e = json!({"type": "response.output_text.delta", "output_index": 0, "content_index": 0, "delta": p});
+            raw.push_str(&format!("event: response.output_text.delta\ndata: {e}\n\n"));
+        }
+        raw.push_str("data: [DONE]\n\n");
+        let mut out = sc.feed(raw.as_bytes());
+        out.extend(sc.finish());
+        let text = String::from_utf8(out).unwrap();
+        // The caller is told the answer is incomplete, instead of a bare end of stream.
+        assert!(text.contains("event: response.incomplete"), "{text}");
+        assert!(!text.contains("[DONE]"), "{text}");
+        assert_eq!(sc.state, State::Failed);
+        assert!(sc.out.findings.iter().any(|(_, f)| f.rule == code::FWL040));
+        // What was released before the cut is only text that was scanned.
+        assert!(!text.contains("always"), "{text}");
     }
 
     #[test]

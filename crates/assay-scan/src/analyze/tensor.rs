@@ -65,7 +65,10 @@ pub fn scan(ctx: &mut FileScan, data: &[u8], loc: &Loc, depth: u32, format: Form
             }
             return;
         }
-        Format::Keras | Format::KerasH5 | Format::TensorFlow(_) | Format::TorchScript => {
+        // Keras `.h5` / `.weights.h5` and Transformers `tf_model.h5` (the weights member of
+        // a `.keras` archive is scanned, and so analysed, as a member).
+        Format::KerasH5 | Format::Hdf5 => TensorFormat::Hdf5,
+        Format::TensorFlow(_) | Format::TorchScript => {
             ctx.tensor.incomplete = true;
             ctx.add(
                 code::TEN009,
@@ -199,6 +202,10 @@ fn place(loc: &Loc, t: &Tensor, rel: u64) -> (Loc, Option<u64>) {
 
 fn analyse_file(ctx: &mut FileScan, file: &TensorFile, loc: &Loc, depth: u32) {
     let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
+    if !file.problems.is_empty() {
+        // Weights that were not read were not analysed: the stages cannot say complete.
+        ctx.tensor.incomplete = true;
+    }
     for p in &file.problems {
         let at = match &p.member {
             Some(m) => loc.child(m),

@@ -3,6 +3,7 @@
 //! locate tensor bytes; no element is read here.
 
 mod gguf;
+mod hdf5;
 mod npy;
 mod onnx;
 mod pickle_numpy;
@@ -71,6 +72,7 @@ pub fn detect(data: &[u8]) -> Option<TensorFormat> {
         Sniffed::Gguf => Some(TensorFormat::Gguf),
         Sniffed::Onnx => Some(TensorFormat::Onnx),
         Sniffed::Npy => Some(TensorFormat::Npy),
+        Sniffed::Hdf5 => Some(TensorFormat::Hdf5),
         Sniffed::Pickle | Sniffed::MaybePickle if data.starts_with(torch::LEGACY_MAGIC) => {
             Some(TensorFormat::PytorchLegacy)
         }
@@ -78,6 +80,8 @@ pub fn detect(data: &[u8]) -> Option<TensorFormat> {
             let ar = zip::parse(data, &zip::ZipLimits::default()).ok()?;
             if torch::find_data_pkl(&ar.entries).is_some() {
                 Some(TensorFormat::PytorchZip)
+            } else if ar.entries.iter().any(|e| hdf5::is_keras_weights(&e.name)) {
+                Some(TensorFormat::Keras)
             } else if !ar.entries.is_empty() && ar.entries.iter().all(|e| e.name.ends_with(".npy"))
             {
                 Some(TensorFormat::Npz)
@@ -114,6 +118,8 @@ pub fn read_as<'a>(
         TensorFormat::PytorchZip => torch::read_zip(data, limits, &mut budget)?,
         TensorFormat::PytorchLegacy => torch::read_legacy(data, limits)?,
         TensorFormat::PickleNumpy => pickle_numpy::read(data, limits)?,
+        TensorFormat::Hdf5 => hdf5::read(data, limits)?,
+        TensorFormat::Keras => hdf5::read_keras(data, limits, &mut budget)?,
     };
     Ok(file)
 }
