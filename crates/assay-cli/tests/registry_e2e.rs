@@ -13,7 +13,10 @@
 
 mod registry_common;
 
-use registry_common::{done_means, done_means_with, examples, hf_python, serve, serve_env};
+use registry_common::{
+    assay, done_means, done_means_with, examples, hf_python, serve, serve_env, spawn_logged,
+    wait_for_line,
+};
 use std::path::{Path, PathBuf};
 
 #[test]
@@ -88,8 +91,10 @@ fn larger_model(dir: &Path) -> PathBuf {
 }
 
 /// The done-means flow with blobs in `--store url` (credentials in `env`), then a check
-/// that the blobs went to the object store, encrypted, and not to the data folder.
-fn over_store(url: &str, env: Vec<(String, String)>) {
+/// that the blobs went to the object store, encrypted, and not to the data folder. With
+/// `worker`, the server has no scan loop and an `assay worker` with the same `--store`
+/// (and no blobs of its own) scans.
+fn over_store(url: &str, env: Vec<(String, String)>, worker: bool) {
     let Some(python) = hf_python() else {
         return;
     };
@@ -98,20 +103,44 @@ fn over_store(url: &str, env: Vec<(String, String)>) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("registry");
     let model = larger_model(dir.path());
-    let (server, base, log) = serve_env(
-        &[
-            "--data".as_ref(),
-            data.as_os_str(),
-            "--store".as_ref(),
-            url.as_ref(),
-        ],
-        &env,
-    );
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "--data".as_ref(),
+        data.as_os_str(),
+        "--store".as_ref(),
+        url.as_ref(),
+    ];
+    if worker {
+        args.extend([std::ffi::OsStr::new("--workers"), std::ffi::OsStr::new("0")]);
+    }
+    let (server, base, log) = serve_env(&args, &env);
     assert!(
         log.lock().unwrap().iter().any(|l| l.contains(url)),
         "the start-up line names the store"
     );
+    let scanner = worker.then(|| {
+        let (mut w, wlog) = spawn_logged(
+            assay()
+                .arg("worker")
+                .arg("--data")
+                .arg(&data)
+                .args(["--store", url])
+                .envs(env.iter().map(|(k, v)| (k, v))),
+        );
+        let line = wait_for_line(&wlog, "scanning jobs from", &mut w);
+        assert!(line.contains(url), "{line}");
+        (w, wlog)
+    });
     done_means_with(&base, &data, &python, &model);
+    if let Some((w, wlog)) = scanner {
+        // The worker read the blobs from the store and decided both pushes.
+        let lines = wlog.lock().unwrap().clone();
+        assert!(
+            lines.iter().any(|l| l.contains(" admitted in "))
+                && lines.iter().any(|l| l.contains(" refused in ")),
+            "{lines:?}"
+        );
+        drop(w);
+    }
     drop(server);
     assert!(
         !data.join("blobs").exists(),
@@ -142,7 +171,8 @@ fn huggingface_hub_downloads_from_azure_blob_storage() {
         ("AZURE_STORAGE_ENDPOINT", &ep),
         ("AZURE_ALLOW_HTTP", "true"),
     ]);
-    over_store(&format!("az://assay-test/{}", unique("e2e")), env);
+    // An `assay worker` with the same --store does the scans here.
+    over_store(&format!("az://assay-test/{}", unique("e2e")), env, true);
 }
 
 #[test]
@@ -157,5 +187,5 @@ fn huggingface_hub_downloads_from_s3() {
         ("AWS_ENDPOINT", &ep),
         ("AWS_ALLOW_HTTP", "true"),
     ]);
-    over_store(&format!("s3://assay-test/{}", unique("e2e")), env);
+    over_store(&format!("s3://assay-test/{}", unique("e2e")), env, false);
 }
