@@ -2,12 +2,22 @@
 //! create` and `assay push` of a real and a malicious model, then the real
 //! `huggingface_hub` Python client (`snapshot_download`, `hf_hub_download`) downloads.
 //!
-//! Needs `ASSAY_HF_PYTHON`: a Python with `huggingface_hub` installed (.ci/run makes one).
-//! Outside CI the test is skipped with a note when it is unset; under CI=true it fails.
+//! The same run goes against each blob store: the data folder (default), Azure Blob Storage
+//! (`--store az://…` on Azurite) and S3 (`--store s3://…` on moto), the latter two with a
+//! model that holds a file of several upload parts (multipart upload).
+//!
+//! Needs `ASSAY_HF_PYTHON`: a Python with `huggingface_hub` installed (.ci/run makes one);
+//! the store runs also need `ASSAY_TEST_AZURITE` / `ASSAY_TEST_S3` (see
+//! crates/assay-registry/tests/blobstore.rs; .ci/run starts both servers). Outside CI a test
+//! is skipped with a note when its variables are unset; under CI=true it fails.
 
 mod registry_common;
 
-use registry_common::{done_means, hf_python, serve};
+use registry_common::{
+    assay, done_means, done_means_with, examples, hf_python, serve, serve_env, spawn_logged,
+    wait_for_line,
+};
+use std::path::{Path, PathBuf};
 
 #[test]
 fn huggingface_hub_downloads_admitted_models_only() {
@@ -18,5 +28,164 @@ fn huggingface_hub_downloads_admitted_models_only() {
     let data = dir.path().join("registry");
     let (server, url, _log) = serve(&["--data".as_ref(), data.as_os_str()]);
     done_means(&url, &data, &python);
+    assert!(data.join("blobs").is_dir());
     drop(server);
+}
+
+fn env_or_skip(var: &str, what: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("{var} is not set; .ci/run must provide {what}");
+            }
+            eprintln!("skipping: set {var} to {what}");
+            None
+        }
+    }
+}
+
+/// Azurite's documented development account key (public, not a secret).
+const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+fn unique(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{tag}-{}-{nanos}", std::process::id())
+}
+
+fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    p.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The demo model plus a weights file of several upload parts (~20 MiB of sane float32s).
+fn larger_model(dir: &Path) -> PathBuf {
+    let m = dir.join("model");
+    std::fs::create_dir_all(&m).unwrap();
+    for f in std::fs::read_dir(examples().join("demo-model")).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), m.join(f.file_name())).unwrap();
+    }
+    let n = 5 << 20; // float32 values
+    let header = format!(
+        r#"{{"weight":{{"dtype":"F32","shape":[{},1024],"data_offsets":[0,{}]}}}}"#,
+        n / 1024,
+        n * 4
+    );
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    let mut x: u32 = 12345;
+    for _ in 0..n {
+        // A small LCG mapped to [-0.05, 0.05): ordinary-looking weights.
+        x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        let u = (x >> 8) as f32 / (1u32 << 24) as f32;
+        bytes.extend_from_slice(&((u - 0.5) * 0.1).to_le_bytes());
+    }
+    std::fs::write(m.join("model.safetensors"), bytes).unwrap();
+    m
+}
+
+/// The done-means flow with blobs in `--store url` (credentials in `env`), then a check
+/// that the blobs went to the object store, encrypted, and not to the data folder. With
+/// `worker`, the server has no scan loop and an `assay worker` with the same `--store`
+/// (and no blobs of its own) scans.
+fn over_store(url: &str, env: Vec<(String, String)>, worker: bool) {
+    let Some(python) = hf_python() else {
+        return;
+    };
+    use assay_registry::blob::{BlobStore, blob_key};
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("registry");
+    let model = larger_model(dir.path());
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "--data".as_ref(),
+        data.as_os_str(),
+        "--store".as_ref(),
+        url.as_ref(),
+    ];
+    if worker {
+        args.extend([std::ffi::OsStr::new("--workers"), std::ffi::OsStr::new("0")]);
+    }
+    let (server, base, log) = serve_env(&args, &env);
+    assert!(
+        log.lock().unwrap().iter().any(|l| l.contains(url)),
+        "the start-up line names the store"
+    );
+    let scanner = worker.then(|| {
+        let (mut w, wlog) = spawn_logged(
+            assay()
+                .arg("worker")
+                .arg("--data")
+                .arg(&data)
+                .args(["--store", url])
+                .envs(env.iter().map(|(k, v)| (k, v))),
+        );
+        let line = wait_for_line(&wlog, "scanning jobs from", &mut w);
+        assert!(line.contains(url), "{line}");
+        (w, wlog)
+    });
+    done_means_with(&base, &data, &python, &model);
+    if let Some((w, wlog)) = scanner {
+        // The worker read the blobs from the store and decided both pushes.
+        let lines = wlog.lock().unwrap().clone();
+        assert!(
+            lines.iter().any(|l| l.contains(" admitted in "))
+                && lines.iter().any(|l| l.contains(" refused in ")),
+            "{lines:?}"
+        );
+        drop(w);
+    }
+    drop(server);
+    assert!(
+        !data.join("blobs").exists(),
+        "--store must keep blobs out of the data folder"
+    );
+    let objects = assay_registry::objstore::ObjectBlobStore::open_with_env(url, env).unwrap();
+    let weights = std::fs::read(model.join("model.safetensors")).unwrap();
+    let sha = hex::encode(sha2::Sha256::digest(&weights));
+    // acme is the second tenant (the first is the system tenant of the bootstrap token).
+    let key = blob_key(2, &sha);
+    assert!(objects.exists(&key).unwrap(), "{key} not in the store");
+    let mut window = vec![0u8; 4096];
+    objects.read_at(&key, 4096, &mut window).unwrap();
+    assert!(
+        !weights.windows(64).any(|w| w == &window[..64]),
+        "stored in clear"
+    );
+}
+
+#[test]
+fn huggingface_hub_downloads_from_azure_blob_storage() {
+    let Some(ep) = env_or_skip("ASSAY_TEST_AZURITE", "an Azurite account URL (.ci/run)") else {
+        return;
+    };
+    let env = pairs(&[
+        ("AZURE_STORAGE_ACCOUNT_NAME", "devstoreaccount1"),
+        ("AZURE_STORAGE_ACCOUNT_KEY", AZURITE_KEY),
+        ("AZURE_STORAGE_ENDPOINT", &ep),
+        ("AZURE_ALLOW_HTTP", "true"),
+    ]);
+    // An `assay worker` with the same --store does the scans here.
+    over_store(&format!("az://assay-test/{}", unique("e2e")), env, true);
+}
+
+#[test]
+fn huggingface_hub_downloads_from_s3() {
+    let Some(ep) = env_or_skip("ASSAY_TEST_S3", "an S3 endpoint such as moto's (.ci/run)") else {
+        return;
+    };
+    let env = pairs(&[
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT", &ep),
+        ("AWS_ALLOW_HTTP", "true"),
+    ]);
+    over_store(&format!("s3://assay-test/{}", unique("e2e")), env, false);
 }

@@ -12,6 +12,9 @@ use tower::ServiceExt;
 
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>;
 
+// One value per proxy: the size of the pooled client (larger since object_store's reqwest
+// turns on hyper-util's http2 support in the workspace) does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub enum Upstream {
     Http { client: HttpsClient, base: String },

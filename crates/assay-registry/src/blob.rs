@@ -1,9 +1,10 @@
 //! Blob storage: a [`BlobStore`] holds opaque (already encrypted) objects by key.
 //!
-//! Phase 1 is [`FsBlobStore`] (a folder). Phase 2 adds an `object_store` implementation
-//! (S3, Azure, file://) behind the same three calls: `put` a finished local file, read a
-//! byte range, and check existence. Keys are `t{tenant}/{sha[..2]}/{sha}`: deduplication is
-//! per tenant, never across tenants.
+//! [`FsBlobStore`] is a folder (the default, DATA/blobs);
+//! [`crate::objstore::ObjectBlobStore`] is `object_store` (S3, Azure, file://) behind the
+//! same three calls: `put` a finished local file, read a byte range, and check existence
+//! ([`crate::open_blobs`] picks one). Keys are `t{tenant}/{sha[..2]}/{sha}`
+//! ([`check_key`]): deduplication is per tenant, never across tenants.
 
 use crate::crypto::{self, BlobCipher, CHUNK, Key};
 use sha2::{Digest, Sha256};
@@ -30,18 +31,24 @@ impl FsBlobStore {
         Ok(FsBlobStore { root })
     }
     fn path(&self, key: &str) -> io::Result<PathBuf> {
-        // Keys are made by this crate; refuse anything else defensively.
-        if key
-            .split('/')
-            .any(|c| c.is_empty() || c == "." || c == "..")
-            || !key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'/' || b == b'_')
-        {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "bad blob key"));
-        }
+        check_key(key)?;
         Ok(self.root.join(key))
     }
+}
+
+/// Keys are made by this crate; every store refuses anything else defensively (empty,
+/// `.`/`..` components, characters other than ASCII letters, digits, `_` and `/`).
+pub fn check_key(key: &str) -> io::Result<()> {
+    if key
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+        || !key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'/' || b == b'_')
+    {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "bad blob key"));
+    }
+    Ok(())
 }
 
 impl BlobStore for FsBlobStore {

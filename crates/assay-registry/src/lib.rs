@@ -9,6 +9,13 @@
 //! (leases, heartbeats, an attempt limit: see [`meta`]). Every process of one registry
 //! shares its master key (`--master-key-file` or `$ASSAY_MASTER_KEY`); a process with a
 //! different key refuses to start.
+//!
+//! Blob storage: [`Config::store`] (`--store URL` of `assay serve` and `assay worker`)
+//! selects [`objstore::ObjectBlobStore`], the `object_store` crate over S3
+//! (`s3://BUCKET[/PREFIX]`), Azure Blob Storage (`az://CONTAINER[/PREFIX]`) or a folder
+//! (`file:///PATH`), configured from the standard `AWS_*` / `AZURE_*` environment
+//! variables; without it blobs stay in DATA/blobs. Every process that touches blobs builds
+//! its store with [`open_blobs`].
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -19,6 +26,7 @@ mod hf;
 pub mod meta;
 pub mod meta_pg;
 pub mod names;
+pub mod objstore;
 pub mod scanjob;
 mod server;
 
@@ -75,6 +83,9 @@ pub struct Config {
     pub master_key_file: Option<PathBuf>,
     /// `postgres://…`; `None`: SQLite in DATA/registry.db.
     pub database: Option<String>,
+    /// Blob store URL (`s3://BUCKET[/PREFIX]`, `az://CONTAINER[/PREFIX]`,
+    /// `file:///PATH`), configured from the environment; `None`: DATA/blobs.
+    pub store: Option<String>,
 }
 
 impl Config {
@@ -85,6 +96,7 @@ impl Config {
             master_key: None,
             master_key_file: None,
             database: None,
+            store: None,
         }
     }
 }
@@ -181,8 +193,17 @@ pub fn open_meta(cfg: &Config) -> Result<Box<dyn MetaStore>, OpenError> {
     }
 }
 
-/// The blob store `cfg` names (the one place that chooses it): DATA/blobs.
+/// The blob store `cfg` names (the one place that chooses it, for servers and workers):
+/// `cfg.store` (see [`objstore`]: S3, Azure Blob or a folder through `object_store`,
+/// configured from the URL and the environment), else DATA/blobs ([`FsBlobStore`]).
 pub fn open_blobs(cfg: &Config) -> Result<Box<dyn BlobStore>, OpenError> {
+    if let Some(url) = &cfg.store {
+        let s = objstore::ObjectBlobStore::open(url).map_err(|source| OpenError::Io {
+            path: format!("--store {}", objstore::public_url(url)),
+            source,
+        })?;
+        return Ok(Box::new(s));
+    }
     let root = cfg.data.join("blobs");
     Ok(Box::new(
         FsBlobStore::new(root.clone()).map_err(io_err(&root))?,

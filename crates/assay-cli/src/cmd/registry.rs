@@ -40,12 +40,26 @@ pub struct SharedArgs {
     /// needs the same key.
     #[arg(long, value_name = "FILE")]
     pub master_key_file: Option<PathBuf>,
+    /// Blob store: s3://BUCKET[/PREFIX], az://CONTAINER[/PREFIX] or file:///PATH, configured
+    /// from the standard AWS_* / AZURE_* environment variables. Default: DIR/blobs.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+}
+
+impl SharedArgs {
+    /// Where blobs are, for the start-up line (no credentials).
+    fn blobs(&self, data: &std::path::Path) -> String {
+        match &self.store {
+            Some(u) => assay_registry::objstore::public_url(u),
+            None => data.join("blobs").display().to_string(),
+        }
+    }
 }
 
 #[derive(Args, Debug)]
 pub struct WorkerArgs {
-    /// Data folder: the blob store (DIR/blobs, the server's folder on this machine or a
-    /// shared mount), scratch folders and this worker's audit log.
+    /// Data folder: the blob store unless --store is given (DIR/blobs, the server's folder
+    /// on this machine or a shared mount), scratch folders and this worker's audit log.
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     #[command(flatten)]
@@ -134,6 +148,7 @@ fn config(data: &std::path::Path, shared: &SharedArgs) -> assay_registry::Config
     let mut cfg = assay_registry::Config::new(data);
     cfg.database = shared.database.clone();
     cfg.master_key_file = shared.master_key_file.clone();
+    cfg.store = shared.store.clone();
     cfg
 }
 
@@ -209,9 +224,10 @@ pub fn worker(a: WorkerArgs) -> Result<ExitCode> {
         a.concurrency,
         |_| {
             eprintln!(
-                "assay worker: scanning jobs from {db} ({} at a time; data {})",
+                "assay worker: scanning jobs from {db} ({} at a time; data {}, blobs {})",
                 a.concurrency.max(1),
-                data.display()
+                data.display(),
+                a.shared.blobs(data)
             );
         },
         log_events("worker"),
@@ -242,8 +258,9 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
             .unwrap_or_else(|| "sqlite".into());
         let _ = writeln!(
             err,
-            "assay serve: listening on http://{addr} (data {}, metadata {db}, {workers} scan loops)",
-            a.data.display()
+            "assay serve: listening on http://{addr} (data {}, metadata {db}, blobs {}, {workers} scan loops)",
+            a.data.display(),
+            a.shared.blobs(&a.data)
         );
     }, log_events("serve"))
     .with_context(|| format!("cannot serve from {}", a.data.display()))?;

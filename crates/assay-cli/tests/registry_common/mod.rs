@@ -124,11 +124,20 @@ pub fn wait_for_line(lines: &Arc<Mutex<Vec<String>>>, needle: &str, server: &mut
 /// Starts `assay serve ARGS --listen 127.0.0.1:0`; answers the server, its URL and its
 /// collected stderr.
 pub fn serve(args: &[&std::ffi::OsStr]) -> (Server, String, Arc<Mutex<Vec<String>>>) {
+    serve_env(args, &[])
+}
+
+/// [`serve`] with extra environment variables (e.g. a blob store's credentials).
+pub fn serve_env(
+    args: &[&std::ffi::OsStr],
+    env: &[(String, String)],
+) -> (Server, String, Arc<Mutex<Vec<String>>>) {
     let (mut server, lines) = spawn_logged(
         assay()
             .arg("serve")
             .args(args)
-            .args(["--listen", "127.0.0.1:0"]),
+            .args(["--listen", "127.0.0.1:0"])
+            .envs(env.iter().map(|(k, v)| (k, v))),
     );
     let line = wait_for_line(&lines, "listening on ", &mut server);
     let url = line
@@ -147,6 +156,11 @@ pub fn serve(args: &[&std::ffi::OsStr]) -> (Server, String, Arc<Mutex<Vec<String
 /// `assay push`), then the real huggingface_hub client downloads the real model byte for
 /// byte, is refused the malicious one with its reasons, and the other tenant sees neither.
 pub fn done_means(url: &str, data: &Path, python: &OsString) -> Tokens {
+    done_means_with(url, data, python, &examples().join("demo-model"))
+}
+
+/// [`done_means`] with `clean` as the real model.
+pub fn done_means_with(url: &str, data: &Path, python: &OsString, clean: &Path) -> Tokens {
     let url = url.to_string();
     let admin_file = data.join("admin-token");
     let admin = std::fs::read_to_string(&admin_file)
@@ -169,10 +183,9 @@ pub fn done_means(url: &str, data: &Path, python: &OsString) -> Tokens {
         "token", "create", "--scope", "read", "--server", &url, "--token", &acme,
     ]));
 
-    let clean = examples().join("demo-model");
     let pushed = assay()
         .arg("push")
-        .arg(&clean)
+        .arg(clean)
         .args(["acme/demo", "--server", &url, "--token", &writer])
         .output()
         .unwrap();
@@ -198,13 +211,13 @@ pub fn done_means(url: &str, data: &Path, python: &OsString) -> Tokens {
     // A reader cannot push.
     let denied = assay()
         .arg("push")
-        .arg(&clean)
+        .arg(clean)
         .args(["acme/demo", "--server", &url, "--token", &reader])
         .output()
         .unwrap();
     assert_eq!(denied.status.code(), Some(2));
 
-    downloads(&url, &reader, &other, python);
+    downloads_of(&url, &reader, &other, python, clean);
 
     // The audit log names decisions, never tokens.
     let audit = std::fs::read_to_string(data.join("audit.log")).unwrap();
@@ -224,14 +237,18 @@ pub struct Tokens {
 /// huggingface_hub against `url`: acme/demo downloads byte for byte with `reader`,
 /// acme/evil is refused with its reasons, and `other` (another tenant) sees neither.
 pub fn downloads(url: &str, reader: &str, other: &str, python: &OsString) {
-    let clean = examples().join("demo-model");
+    downloads_of(url, reader, other, python, &examples().join("demo-model"))
+}
+
+/// [`downloads`] where acme/demo holds the folder `clean`.
+pub fn downloads_of(url: &str, reader: &str, other: &str, python: &OsString, clean: &Path) {
     let out = Command::new(python)
         .arg("-c")
         .arg(SCRIPT)
         .arg(url)
         .arg(reader)
         .arg(other)
-        .arg(&clean)
+        .arg(clean)
         .env("HF_HUB_DISABLE_TELEMETRY", "1")
         .env("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         .env_remove("HF_TOKEN")
