@@ -293,7 +293,9 @@ pub fn read_legacy<'a>(
     let main = match whole {
         Some(a) => {
             // The stream's analysis runs the pickles one after the other, as torch.load
-            // does; the first four must be complete.
+            // does; the first four must be complete. (Its opcode and decode budgets are
+            // the whole stream's, so a hostile file can spend them before the fourth
+            // pickle; the pickle stage then reports the limit, and this is an error.)
             let mut pos = 0u64;
             for i in 0..4 {
                 match a.parts.get(i) {
