@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Create large, benign model files for benchmarking Assay against other scanners.
 
-    /work/fixenv/bin/python bench/make_big.py OUTDIR [--scale 1.0] [--skip-2g]
+    /work/fixenv/bin/python bench/make_big.py OUTDIR [--scale 1.0] [--skip-2g] [--views]
 
 Writes into OUTDIR (which must be outside the repository; nothing here is committed):
     checkpoint_200m.pt   ~200 MB torch.save training checkpoint (model + Adam state + epoch)
     arrays_200m.pkl      ~200 MB pickle (protocol 4) of a dict of numpy arrays
     state_dict_2g.pt     ~2 GB torch.save state dict of many tensors (--skip-2g to omit)
+With --views, also (small files whose cost is their pickle, not their weights):
+    views_25k.pt         25,000 tensors that are views of one storage (2.5 MiB, data.pkl 2.2 MB)
+    views_25k_legacy.pt  the same, saved with _use_new_zipfile_serialization=False
 
 --scale multiplies every size (e.g. 0.1 for a quick run). Output is deterministic.
 Then: bench/compare.sh OUTDIR
@@ -69,11 +72,19 @@ def arrays(path: Path, size: int) -> None:
         pickle.dump(out, f, protocol=4)
 
 
+def views(path: Path, legacy: bool) -> None:
+    """25,000 four-element views of one storage: a pickle of 25,000 rebuild calls."""
+    base = torch.randn(100_000, generator=torch.Generator().manual_seed(4))
+    sd = {f"layers.{i // 8}.p{i % 8}": base[4 * i: 4 * i + 4] for i in range(25_000)}
+    torch.save(sd, path, _use_new_zipfile_serialization=not legacy)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("outdir", type=Path)
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--skip-2g", action="store_true")
+    ap.add_argument("--views", action="store_true")
     a = ap.parse_args()
     out = a.outdir.resolve()
     if out == REPO or REPO in out.parents:
@@ -86,6 +97,10 @@ def main() -> None:
         p = out / name
         fn(p, int(mb * MB * a.scale))
         print(f"{p}  {os.path.getsize(p) / MB:.0f} MiB", flush=True)
+    if a.views:
+        for name, legacy in [("views_25k.pt", False), ("views_25k_legacy.pt", True)]:
+            views(out / name, legacy)
+            print(f"{out / name}  {os.path.getsize(out / name) / MB:.1f} MiB", flush=True)
 
 
 if __name__ == "__main__":

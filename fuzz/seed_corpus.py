@@ -9,6 +9,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, "..", "fixtures")
 OUT = os.path.join(HERE, "corpus")
 TARGETS = ["pickle", "zip", "tar", "npy", "sniff", "compress"]
+TENSOR_TARGETS = ["tensor_safetensors", "tensor_torch_zip", "tensor_torch_legacy", "tensor_gguf",
+                  "tensor_onnx", "tensor_numpy", "tensor_pickled_numpy", "tensor_analysis"]
+TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19."
 
 
 def put(target, data, max_len=1 << 18):
@@ -76,11 +79,55 @@ def handle(d, depth=0):
         put("tar", d)
 
 
+def tensor_targets(name, d):
+    """The tensor-view targets for a file (by its bytes, and by name for ONNX)."""
+    if len(d) > 9 and d[8:9] == b"{" or name.endswith(".safetensors"):
+        put("tensor_safetensors", d)
+    if d.startswith(b"GGUF"):
+        put("tensor_gguf", d)
+    if name.endswith(".onnx"):
+        put("tensor_onnx", d)
+    if d.startswith(b"\x93NUMPY"):
+        put("tensor_numpy", d)
+    if d.startswith(TORCH_LEGACY_MAGIC):
+        put("tensor_torch_legacy", d)
+    elif kind(d) == "pickle":
+        put("tensor_pickled_numpy", d)
+    if d.startswith(b"PK"):
+        try:
+            with zipfile.ZipFile(io.BytesIO(d)) as zf:
+                names = zf.namelist()
+        except Exception:
+            return
+        if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+            put("tensor_torch_zip", d)
+        elif names and all(n.endswith(".npy") for n in names):
+            put("tensor_numpy", d)
+
+
 for dirpath, _, files in os.walk(FIXTURES):
     for name in files:
         if not name.endswith((".py", ".tsv")):
             with open(os.path.join(dirpath, name), "rb") as f:
-                handle(f.read())
+                d = f.read()
+            handle(d)
+            tensor_targets(name, d)
+
+# tensor_analysis: mode, dtype selector, rank, then 2 * rank u16 dims and strides, then
+# the bytes (see fuzz_targets/tensor_analysis.rs).
+import random, struct
+rng = random.Random(7)
+floats = struct.pack("<256f", *[rng.gauss(0, 0.02) for _ in range(256)])
+elf = bytearray(floats)
+for i, b in enumerate(b"\x7fELF\x02\x01\x01" * 8):
+    elf[4 * i] = b  # in the low byte of each float
+for mode, sel, dims, body in [(0, 1, [256], floats), (0, 1, [16, 16], bytes(elf)),
+                              (1, 1, [16, 16, 1, 0, 16, 0], floats), (0, 3, [128], floats[:256]),
+                              (0, 2, [8, 16], floats[:256]), (0x80, 1, [300], floats),
+                              (0, 20 + 8, [64], floats[:72])]:
+    rank = len(dims) // 2 if mode & 1 else len(dims)
+    words = dims if mode & 1 else dims + [0] * len(dims)
+    put("tensor_analysis", bytes([mode, sel, rank]) + struct.pack(f"<{len(words)}H", *words) + body)
 
 payload = b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x8c\x06system\x93." * 8
 for seed in [gzip.compress(payload), zlib.compress(payload), bz2.compress(payload),
@@ -111,6 +158,6 @@ put("tar", tar_of(tarfile.USTAR_FORMAT, [("p/" * 60 + "f", tarfile.REGTYPE, b"z"
                                          ("fifo", tarfile.FIFOTYPE, b"", None),
                                          ("dir/", tarfile.DIRTYPE, b"", None)]))
 
-for t in TARGETS:
+for t in TARGETS + TENSOR_TARGETS:
     d = os.path.join(OUT, t)
     print(t, len(os.listdir(d)) if os.path.isdir(d) else 0)

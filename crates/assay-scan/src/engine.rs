@@ -4,8 +4,10 @@ use crate::blob::{Blob, map_file};
 use crate::limits::Limits;
 use crate::rules::{self, code};
 use crate::walk;
+use assay_formats::pickle::PickleAnalysis;
 use assay_formats::sniff::{Sniffed, sniff};
 use assay_report::{FileEntry, FileStatus, Finding, Report, Severity, Stage, StageStatus};
+use assay_tensor::MemberAnalysis;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -375,6 +377,25 @@ pub struct Fact {
     pub kind: FactKind,
 }
 
+/// What the format analysers parsed of one file or member that a later stage (the tensor
+/// view) or the caller (a container's analyser) reuses instead of parsing it again.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    /// The symbolic unpickler's analysis of these bytes, with `FileScan::limits.pickle`.
+    pub pickle: Option<PickleAnalysis>,
+    /// For a zip: the analysis of the PyTorch `data.pkl` member the tensor view reads.
+    pub members: Vec<MemberAnalysis>,
+}
+
+impl Parsed {
+    fn of_pickle(a: PickleAnalysis) -> Self {
+        Parsed {
+            pickle: Some(a),
+            ..Parsed::default()
+        }
+    }
+}
+
 /// The state of scanning one top-level file.
 pub struct FileScan<'l> {
     pub path: String,
@@ -502,6 +523,20 @@ impl<'l> FileScan<'l> {
     /// Sniffs `data` and runs the matching analyser. `depth` counts containers and
     /// nested payloads above this one.
     pub fn scan_bytes(&mut self, data: &[u8], loc: &Loc, depth: u32) -> Format {
+        self.scan_parsed(data, loc, depth, None).0
+    }
+
+    /// [`FileScan::scan_bytes`] for a caller that may already have run the symbolic
+    /// unpickler over `data` (with `self.limits.pickle`): the pickle stage then uses that
+    /// analysis. Returns what the analysers parsed, so that no stage and no caller parses
+    /// the same bytes again.
+    pub fn scan_parsed(
+        &mut self,
+        data: &[u8],
+        loc: &Loc,
+        depth: u32,
+        pickle: Option<PickleAnalysis>,
+    ) -> (Format, Parsed) {
         if depth > self.limits.max_depth {
             self.incomplete = true;
             self.add(
@@ -515,10 +550,14 @@ impl<'l> FileScan<'l> {
                 ),
                 None,
             );
-            return Format::Unknown;
+            let parsed = Parsed {
+                pickle,
+                ..Parsed::default()
+            };
+            return (Format::Unknown, parsed);
         }
-        let format = self.dispatch(data, loc, depth);
-        crate::analyze::tensor::scan(self, data, loc, depth, format);
+        let (format, parsed) = self.dispatch(data, loc, depth, pickle);
+        crate::analyze::tensor::scan(self, data, loc, depth, format, &parsed);
         use assay_advisories::Feature;
         match format {
             Format::PytorchZip | Format::PytorchLegacy | Format::PytorchTar => {
@@ -530,10 +569,19 @@ impl<'l> FileScan<'l> {
             }
             _ => {}
         }
-        format
+        (format, parsed)
     }
 
-    fn dispatch(&mut self, data: &[u8], loc: &Loc, depth: u32) -> Format {
+    /// Runs the analyser for what `data` is; `pickle` is its analysis when the caller has
+    /// it (used when `data` is sniffed as a pickle).
+    fn dispatch(
+        &mut self,
+        data: &[u8],
+        loc: &Loc,
+        depth: u32,
+        pickle: Option<PickleAnalysis>,
+    ) -> (Format, Parsed) {
+        let only = |format: Format| (format, Parsed::default());
         match sniff(data) {
             Sniffed::Executable(kind) => {
                 self.add(
@@ -548,7 +596,7 @@ impl<'l> FileScan<'l> {
                         hex_prefix(data)
                     )),
                 );
-                Format::Executable
+                only(Format::Executable)
             }
             Sniffed::Script => {
                 let first = data.split(|&b| b == b'\n').next().unwrap_or(&[]);
@@ -560,25 +608,43 @@ impl<'l> FileScan<'l> {
                     "script with an interpreter line carried in a model artifact".into(),
                     Some(String::from_utf8_lossy(&first[..first.len().min(120)]).into_owned()),
                 );
-                Format::Script
+                only(Format::Script)
             }
-            Sniffed::Zip => crate::analyze::zip::scan(self, data, loc, depth),
-            Sniffed::Tar => crate::analyze::tar::scan(self, data, loc, depth),
-            Sniffed::Compressed(c) => crate::analyze::compressed::scan(self, c, data, loc, depth),
-            Sniffed::Npy => crate::analyze::npy::scan(self, data, loc, depth),
-            Sniffed::Safetensors => crate::analyze::safetensors::scan(self, data, loc, depth),
-            Sniffed::Gguf => crate::analyze::gguf::scan(self, data, loc, depth),
-            Sniffed::Hdf5 => crate::analyze::keras::scan_hdf5(self, data, loc, depth),
-            Sniffed::Onnx => crate::analyze::onnx::scan(self, data, loc, depth),
-            Sniffed::TensorFlow(k) => crate::analyze::savedmodel::scan(self, k, data, loc, depth),
-            Sniffed::Pickle => crate::analyze::pickle::scan(self, data, loc, depth, true),
+            Sniffed::Zip => {
+                let (format, data_pkl) = crate::analyze::zip::scan(self, data, loc, depth);
+                let parsed = Parsed {
+                    members: data_pkl.into_iter().collect(),
+                    ..Parsed::default()
+                };
+                (format, parsed)
+            }
+            Sniffed::Tar => only(crate::analyze::tar::scan(self, data, loc, depth)),
+            Sniffed::Compressed(c) => {
+                only(crate::analyze::compressed::scan(self, c, data, loc, depth))
+            }
+            Sniffed::Npy => only(crate::analyze::npy::scan(self, data, loc, depth)),
+            Sniffed::Safetensors => only(crate::analyze::safetensors::scan(self, data, loc, depth)),
+            Sniffed::Gguf => only(crate::analyze::gguf::scan(self, data, loc, depth)),
+            Sniffed::Hdf5 => only(crate::analyze::keras::scan_hdf5(self, data, loc, depth)),
+            Sniffed::Onnx => only(crate::analyze::onnx::scan(self, data, loc, depth)),
+            Sniffed::TensorFlow(k) => {
+                only(crate::analyze::savedmodel::scan(self, k, data, loc, depth))
+            }
+            Sniffed::Pickle => {
+                let (format, a) =
+                    crate::analyze::pickle::scan_with(self, data, loc, depth, true, pickle);
+                (format, Parsed::of_pickle(a))
+            }
             Sniffed::MaybePickle => {
-                match crate::analyze::pickle::scan(self, data, loc, depth, false) {
+                let (format, a) =
+                    crate::analyze::pickle::scan_with(self, data, loc, depth, false, pickle);
+                let format = match format {
                     Format::Unknown => crate::analyze::text::scan(self, data, loc, depth),
                     f => f,
-                }
+                };
+                (format, Parsed::of_pickle(a))
             }
-            Sniffed::Unknown => crate::analyze::text::scan(self, data, loc, depth),
+            Sniffed::Unknown => only(crate::analyze::text::scan(self, data, loc, depth)),
         }
     }
 

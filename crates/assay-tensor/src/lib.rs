@@ -23,6 +23,8 @@
 //!
 //! - [`read`] / [`read_as`] / [`detect`]: a [`TensorFile`] (tensors, [`Unclaimed`] bytes
 //!   inside the weight area, and [`Problem`]s: tensors that could not be described).
+//! - [`read_as_unpickled`]: the same over symbolic-unpickler analyses the caller already
+//!   ran ([`Unpickled`]), so that a pickle is never analysed twice (Assay's scanner).
 //! - [`Tensor`]: name, [`Dtype`], [`Endian`], shape, strides (elements), bytes, and where
 //!   the bytes are (`range` in the file or in `member`).
 //! - [`stats`] and [`payload`]: the numeric statistics, hidden-payload search and
@@ -39,8 +41,8 @@ mod view;
 
 pub use dtype::{Dtype, Endian, bf16_to_f32, decode_f32, decode_one, f16_to_f32};
 pub use read::{
-    ExternalData, MAX_PROBLEMS, ReadError, ReadLimits, detect, onnx_external_locations, read,
-    read_as, read_pickled_arrays,
+    ExternalData, MAX_PROBLEMS, MemberAnalysis, ReadError, ReadLimits, Unpickled, detect,
+    onnx_external_locations, read, read_as, read_as_unpickled, read_pickled_arrays,
 };
 pub use view::{
     Alias, Bytes, Problem, Tensor, TensorFile, TensorFormat, Unclaimed, ValueError,

@@ -254,3 +254,56 @@ fn keras_hdf5_weights_and_archive() {
         }
     }
 }
+
+/// An ONNX model whose only initializer is `tensor` (a TensorProto's fields).
+fn onnx_with(tensor: &[u8]) -> Vec<u8> {
+    fn len_field(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut v = vec![tag];
+        let mut n = body.len();
+        while n >= 0x80 {
+            v.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        v.push(n as u8);
+        v.extend_from_slice(body);
+        v
+    }
+    let graph = len_field(0x2a, tensor); // GraphProto.initializer (5)
+    let mut model = vec![0x08, 0x08]; // ir_version 8
+    model.extend(len_field(0x3a, &graph)); // ModelProto.graph (7)
+    model
+}
+
+/// Complex values held one per field (not packed): each float of `float_data` and each
+/// double of `double_data` is one component, two per element (found by the
+/// `tensor_onnx` fuzz target: complex128 values panicked, complex64 ones were misread).
+#[test]
+fn onnx_typed_complex_values_are_two_components_per_element() {
+    let mut c128 = vec![0x08, 0x02, 0x10, 15, 0x42, 0x01, b'z']; // dims [2], COMPLEX128, "z"
+    let doubles = [1.5f64, -2.0, 3.25, 4.0];
+    for d in doubles {
+        c128.push(0x51); // double_data (10), fixed64
+        c128.extend(d.to_le_bytes());
+    }
+    let data = onnx_with(&c128);
+    let file = read_as(TensorFormat::Onnx, &data, &ReadLimits::default(), None).unwrap();
+    assert!(file.problems.is_empty(), "{:?}", file.problems);
+    let t = file.get("z").unwrap();
+    assert_eq!((t.dtype, t.shape.as_slice()), (Dtype::C128, &[2u64][..]));
+    let want: Vec<u8> = doubles.iter().flat_map(|d| d.to_le_bytes()).collect();
+    assert_eq!(t.bytes(), want.as_slice());
+
+    let mut c64 = vec![0x08, 0x02, 0x10, 14, 0x42, 0x01, b'c']; // dims [2], COMPLEX64, "c"
+    let floats = [1.5f32, -2.0, 3.25, 4.0];
+    for f in floats {
+        c64.push(0x25); // float_data (4), fixed32
+        c64.extend(f.to_le_bytes());
+    }
+    let data = onnx_with(&c64);
+    let file = read_as(TensorFormat::Onnx, &data, &ReadLimits::default(), None).unwrap();
+    assert!(file.problems.is_empty(), "{:?}", file.problems);
+    let t = file.get("c").unwrap();
+    assert_eq!((t.dtype, t.shape.as_slice()), (Dtype::C64, &[2u64][..]));
+    let want: Vec<u8> = floats.iter().flat_map(|f| f.to_le_bytes()).collect();
+    assert_eq!(t.bytes(), want.as_slice());
+}

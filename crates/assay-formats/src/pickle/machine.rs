@@ -80,12 +80,63 @@ const MAX_STRING_SCAN: usize = 1024;
 /// Bytes one static evaluation of a global's name may copy or decompress.
 const MAX_NAME_EVAL: usize = 4096;
 
+thread_local! {
+    static TRACE: std::cell::RefCell<Option<Vec<AnalysedStream>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// A stream the symbolic unpickler ran over, as [`trace_analyses`] records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AnalysedStream {
+    /// Bytes from where the analysis started to the end of the data.
+    pub len: u64,
+    /// FNV-1a of those bytes: the same bytes analysed twice, even from two copies (a
+    /// zip member decompressed twice), record the same value.
+    pub fingerprint: u64,
+}
+
+impl AnalysedStream {
+    pub fn of(bytes: &[u8]) -> Self {
+        let fingerprint = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        AnalysedStream {
+            len: bytes.len() as u64,
+            fingerprint,
+        }
+    }
+}
+
+/// A hook for tests that prove a pipeline unpickles each stream once: `true` starts
+/// recording, on the calling thread, every stream that [`analyze`] and [`analyze_one`]
+/// run over; `false` stops and returns what was recorded. Off, it costs one
+/// thread-local check per analysis.
+pub fn trace_analyses(on: bool) -> Vec<AnalysedStream> {
+    TRACE.with(|t| {
+        let mut t = t.borrow_mut();
+        let was = t.take().unwrap_or_default();
+        if on {
+            *t = Some(Vec::new());
+        }
+        was
+    })
+}
+
+fn trace(data: &[u8], start: usize) {
+    TRACE.with(|t| {
+        if let Some(v) = t.borrow_mut().as_mut() {
+            v.push(AnalysedStream::of(data.get(start..).unwrap_or_default()));
+        }
+    });
+}
+
 /// Analyses every pickle in `data`, starting at offset 0.
 ///
 /// A stream with joblib array wrappers means different things to `joblib.load` (which
 /// reads array bytes inline after each wrapper) and to `pickle.load`/`torch.load` (which
 /// read those bytes as opcodes): both readings are analysed and their calls merged.
 pub fn analyze(data: &[u8], limits: &PickleLimits) -> PickleAnalysis {
+    trace(data, 0);
     let mut out = analyze_stream(data, limits, true);
     if !out.inline_arrays.is_empty() {
         let plain = analyze_stream(data, limits, false);
@@ -149,6 +200,12 @@ fn analyze_stream(data: &[u8], limits: &PickleLimits, joblib_arrays: bool) -> Pi
         let mark = Snapshot::of(&out);
         match run_one(data, pos, limits, &mut out, 0, joblib_arrays) {
             Ok(end) => {
+                out.parts.push(PicklePart {
+                    start: pos as u64,
+                    end: end as u64,
+                    torch_storages: mark.torch_storages..out.torch_storages.len(),
+                    torch_tensors: mark.torch_tensors..out.torch_tensors.len(),
+                });
                 out.pickles += 1;
                 if !first {
                     out.anomalies.push(Anomaly {
@@ -201,9 +258,16 @@ fn analyze_stream(data: &[u8], limits: &PickleLimits, joblib_arrays: bool) -> Pi
 /// Analyses exactly one pickle starting at `start`; returns the analysis and the offset
 /// just after its `STOP` (or where it broke).
 pub fn analyze_one(data: &[u8], start: usize, limits: &PickleLimits) -> (PickleAnalysis, usize) {
+    trace(data, start);
     let mut out = PickleAnalysis::default();
     match run_one(data, start, limits, &mut out, 0, true) {
         Ok(end) => {
+            out.parts.push(PicklePart {
+                start: start as u64,
+                end: end as u64,
+                torch_storages: 0..out.torch_storages.len(),
+                torch_tensors: 0..out.torch_tensors.len(),
+            });
             out.pickles = 1;
             out.end = end as u64;
             (out, end)

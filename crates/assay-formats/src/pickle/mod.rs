@@ -15,7 +15,7 @@ mod render;
 mod torch;
 mod value;
 
-pub use machine::{PickleLimits, analyze, analyze_one};
+pub use machine::{AnalysedStream, PickleLimits, analyze, analyze_one, trace_analyses};
 
 /// A callable as the unpickler would resolve it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -230,6 +230,24 @@ pub struct PickleAnalysis {
     pub object_arrays: Vec<(u64, u64)>,
     /// Numeric numpy arrays whose bytes lie in the stream (at most [`MAX_NUMPY_ARRAYS`]).
     pub numpy_arrays: Vec<NumpyArrayRef>,
+    /// Each complete pickle of the stream, in order, with the torch storages and tensors
+    /// it rebuilt: a reader that loads only one of the pickles (the fourth of a legacy
+    /// `torch.save` file) takes its part of this analysis instead of running again.
+    pub parts: Vec<PicklePart>,
+}
+
+/// One complete pickle of a stream (see [`PickleAnalysis::parts`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PicklePart {
+    /// Offset of its first opcode.
+    pub start: u64,
+    /// Offset just after its `STOP`.
+    pub end: u64,
+    /// Indices into [`PickleAnalysis::torch_storages`] of the storages it named (a
+    /// pickle's tensors only reference its own storages).
+    pub torch_storages: std::ops::Range<usize>,
+    /// Indices into [`PickleAnalysis::torch_tensors`] of the tensors it rebuilt.
+    pub torch_tensors: std::ops::Range<usize>,
 }
 
 impl PickleAnalysis {

@@ -574,3 +574,62 @@ fn numpy_arrays_are_bounded_in_number() {
     let (start, len) = a.numpy_arrays[0].data;
     assert_eq!(&d[start as usize..(start + len) as usize], b"\x00\x00\x80?");
 }
+
+/// Each part of a stream's analysis is what analysing that pickle alone finds: a reader
+/// of one pickle of the stream (the fourth of a legacy `torch.save` file) can take it
+/// from the stream's analysis.
+#[test]
+fn parts_match_pickles_analysed_alone() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/tensor/view/torch_legacy.pt"
+    );
+    let data = std::fs::read(path).unwrap();
+    let whole = run(&data);
+    // magic, protocol version, system info, the object, the storage key list
+    assert_eq!(whole.parts.len(), 5, "{:?}", whole.parts);
+    let mut pos = 0usize;
+    for p in &whole.parts {
+        let (alone, end) = analyze_one(&data, pos, &PickleLimits::default());
+        assert_eq!((p.start, p.end), (pos as u64, end as u64));
+        assert_eq!(alone.parts.len(), 1);
+        let storages = &whole.torch_storages[p.torch_storages.clone()];
+        assert_eq!(storages, alone.torch_storages.as_slice());
+        let tensors: Vec<TorchTensorRef> = whole.torch_tensors[p.torch_tensors.clone()]
+            .iter()
+            .map(|t| TorchTensorRef {
+                storage: t.storage - p.torch_storages.start,
+                ..t.clone()
+            })
+            .collect();
+        assert_eq!(tensors, alone.torch_tensors);
+        pos = end;
+    }
+    assert!(!whole.parts[3].torch_tensors.is_empty());
+    // Concatenated pickles that are not torch's: consecutive parts all the same.
+    let two = run(b"\x80\x02K\x01.\x80\x02K\x02.");
+    assert_eq!(two.parts.len(), 2);
+    assert_eq!((two.parts[0].start, two.parts[0].end), (0, 5));
+    assert_eq!((two.parts[1].start, two.parts[1].end), (5, 10));
+}
+
+/// The test hook records each analysis by the bytes it starts from.
+#[test]
+fn trace_records_each_analysis() {
+    let data = b"\x80\x02K\x01.\x80\x02K\x02.";
+    trace_analyses(true);
+    run(data);
+    analyze_one(data, 5, &PickleLimits::default());
+    run(data);
+    let rec = trace_analyses(false);
+    assert_eq!(
+        rec,
+        [
+            AnalysedStream::of(data),
+            AnalysedStream::of(&data[5..]),
+            AnalysedStream::of(data)
+        ]
+    );
+    run(data);
+    assert!(trace_analyses(false).is_empty(), "recording stopped");
+}

@@ -15,6 +15,8 @@ pub mod tar;
 pub mod template;
 pub mod tensor;
 pub mod text;
+#[cfg(test)]
+mod unpickle_once;
 pub mod zip;
 
 /// True when an archive member name would escape the extraction folder.

@@ -68,10 +68,24 @@ fn unread_arrays(ctx: &mut FileScan, a: &PickleAnalysis, stream_len: u64, loc: &
 }
 
 pub fn scan(ctx: &mut FileScan, data: &[u8], loc: &Loc, depth: u32, strict: bool) -> Format {
-    let a = analyze(data, &ctx.limits.pickle);
+    scan_with(ctx, data, loc, depth, strict, None).0
+}
+
+/// [`scan`] over `analysis` when the caller already has the analysis of `data` (with
+/// `ctx.limits.pickle`); returns the analysis too, for the stages that read the weights
+/// it describes.
+pub fn scan_with(
+    ctx: &mut FileScan,
+    data: &[u8],
+    loc: &Loc,
+    depth: u32,
+    strict: bool,
+    analysis: Option<PickleAnalysis>,
+) -> (Format, PickleAnalysis) {
+    let a = analysis.unwrap_or_else(|| analyze(data, &ctx.limits.pickle));
     if !strict && !looks_like_pickle(&a) {
         // Text or data that merely starts with an opcode byte: not a pickle.
-        return Format::Unknown;
+        return (Format::Unknown, a);
     }
     let legacy = data.starts_with(TORCH_LEGACY_MAGIC);
     let format =
@@ -139,7 +153,7 @@ pub fn scan(ctx: &mut FileScan, data: &[u8], loc: &Loc, depth: u32, strict: bool
             trailing(ctx, rest, off, loc, depth);
         }
     }
-    format
+    (format, a)
 }
 
 /// PROTO markers probed for hidden pickles in trailing data.

@@ -6,12 +6,12 @@
 //! are searched and scanned too.
 
 use crate::blob::{Blob, map_file};
-use crate::engine::{FileScan, Format, Loc};
+use crate::engine::{FileScan, Format, Loc, Parsed};
 use crate::rules::code;
 use assay_report::Severity;
 use assay_tensor::payload::{self, PayloadHit, Region, RegionKind};
 use assay_tensor::stats::{Stats, stats};
-use assay_tensor::{Dtype, ExternalData, ReadLimits, Tensor, TensorFile, TensorFormat};
+use assay_tensor::{Dtype, ExternalData, ReadLimits, Tensor, TensorFile, TensorFormat, Unpickled};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,7 +34,16 @@ struct Analysis {
     regions: Vec<Region>,
 }
 
-pub fn scan(ctx: &mut FileScan, data: &[u8], loc: &Loc, depth: u32, format: Format) {
+/// Reads the weights of `data` (whose format the analysers found) and analyses them.
+/// Pickles are not analysed again: `parsed` holds what the pickle stage found.
+pub fn scan(
+    ctx: &mut FileScan,
+    data: &[u8],
+    loc: &Loc,
+    depth: u32,
+    format: Format,
+    parsed: &Parsed,
+) {
     let tf = match format {
         Format::Safetensors => TensorFormat::Safetensors,
         Format::PytorchZip => TensorFormat::PytorchZip,
@@ -45,11 +54,29 @@ pub fn scan(ctx: &mut FileScan, data: &[u8], loc: &Loc, depth: u32, format: Form
         Format::Npy => TensorFormat::Npy,
         // Numeric numpy arrays inside a pickle (joblib inline arrays, `_reconstruct`).
         Format::Pickle | Format::Joblib | Format::Dill | Format::Cloudpickle => {
-            let a = assay_formats::pickle::analyze(data, &ctx.limits.pickle);
+            let own;
+            let a = match &parsed.pickle {
+                Some(a) => a,
+                None => {
+                    own = assay_formats::pickle::analyze(data, &ctx.limits.pickle);
+                    &own
+                }
+            };
             if a.numpy_arrays.is_empty() {
                 return;
             }
-            match assay_tensor::read_pickled_arrays(data, &a.numpy_arrays, &ReadLimits::default()) {
+            let known = Unpickled {
+                whole: Some(a),
+                members: &[],
+            };
+            let read = assay_tensor::read_as_unpickled(
+                TensorFormat::PickleNumpy,
+                data,
+                &ReadLimits::default(),
+                None,
+                &known,
+            );
+            match read {
                 Ok(file) => analyse_file(ctx, &file, loc, depth),
                 Err(e) => {
                     ctx.tensor.incomplete = true;
@@ -92,7 +119,13 @@ pub fn scan(ctx: &mut FileScan, data: &[u8], loc: &Loc, depth: u32, format: Form
         Vec::new()
     };
     let folder = Folder(&blobs);
-    let file = match assay_tensor::read_as(tf, data, &ReadLimits::default(), Some(&folder)) {
+    let known = Unpickled {
+        whole: parsed.pickle.as_ref(),
+        members: &parsed.members,
+    };
+    let read =
+        assay_tensor::read_as_unpickled(tf, data, &ReadLimits::default(), Some(&folder), &known);
+    let file = match read {
         Ok(f) => f,
         // Object, string and structured NumPy arrays: not weights (NPY rules judge them).
         Err(assay_tensor::ReadError::Unsupported(_)) => return,

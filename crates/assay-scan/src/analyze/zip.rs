@@ -5,9 +5,11 @@
 use crate::blob::{Blob, SpillWriter};
 use crate::engine::{FileScan, Format, Loc};
 use crate::rules::code;
+use assay_formats::pickle::PickleAnalysis;
 use assay_formats::sniff::{self, Sniffed};
 use assay_formats::zip::{self, ZipEntry, ZipReadError};
 use assay_report::Severity;
+use assay_tensor::MemberAnalysis;
 use std::collections::HashSet;
 
 enum Body<'d> {
@@ -25,7 +27,27 @@ impl std::ops::Deref for Body<'_> {
     }
 }
 
-pub fn scan(ctx: &mut FileScan, data: &[u8], loc: &Loc, depth: u32) -> Format {
+/// Scans the archive and its members; returns its format and the analysis of its
+/// PyTorch `data.pkl` member, for the tensor stage (which reads the weights it names
+/// without unpickling it again).
+pub fn scan(
+    ctx: &mut FileScan,
+    data: &[u8],
+    loc: &Loc,
+    depth: u32,
+) -> (Format, Option<MemberAnalysis>) {
+    let mut data_pkl = None;
+    let format = scan_members(ctx, data, loc, depth, &mut data_pkl);
+    (format, data_pkl)
+}
+
+fn scan_members(
+    ctx: &mut FileScan,
+    data: &[u8],
+    loc: &Loc,
+    depth: u32,
+    data_pkl: &mut Option<MemberAnalysis>,
+) -> Format {
     let ar = match zip::parse(data, &ctx.limits.zip) {
         Ok(a) => a,
         Err(zip::ZipError::TooManyEntries(n)) => {
@@ -119,7 +141,7 @@ pub fn scan(ctx: &mut FileScan, data: &[u8], loc: &Loc, depth: u32) -> Format {
             );
         }
         let storage = storage_member(&e.name).is_some_and(|k| storage_keys.contains(k));
-        let body = match read(ctx, data, e, &child) {
+        let (body, complete) = match read(ctx, data, e, &child) {
             Some(b) => b,
             None => continue,
         };
@@ -137,9 +159,12 @@ pub fn scan(ctx: &mut FileScan, data: &[u8], loc: &Loc, depth: u32) -> Format {
             }
             continue;
         }
+        let sniffed = sniff::sniff(&body);
+        // Each pickle member is analysed once, here, and the analysis handed on.
+        let mut analysis = None;
         // A member named like a storage is only data if its bytes look like data: a
         // pickle, array or archive stored under a storage name is scanned as what it is.
-        let storage = storage && is_data(&body, ctx);
+        let storage = storage && is_data(sniffed, &body, ctx, &mut analysis);
         if storage {
             storages_seen.push(e.name.clone());
             // Tensor bytes: only an executable header is meaningful here; payloads hidden
@@ -168,9 +193,9 @@ pub fn scan(ctx: &mut FileScan, data: &[u8], loc: &Loc, depth: u32) -> Format {
                 Some(format!("declared {:08x}", e.crc32)),
             );
         }
-        let sniffed = sniff::sniff(&body);
         if matches!(sniffed, Sniffed::Pickle | Sniffed::MaybePickle) {
-            let a = assay_formats::pickle::analyze(&body, &ctx.limits.pickle);
+            let a = analysis
+                .unwrap_or_else(|| assay_formats::pickle::analyze(&body, &ctx.limits.pickle));
             for p in &a.persistent {
                 if let Some(k) = &p.storage_key {
                     storage_keys.insert(k.clone());
@@ -179,8 +204,26 @@ pub fn scan(ctx: &mut FileScan, data: &[u8], loc: &Loc, depth: u32) -> Format {
             if sniffed == Sniffed::Pickle || a.names_anything() || a.pickles > 0 {
                 pickle_members.push(e.name.clone());
             }
+            analysis = Some(a);
         }
-        ctx.scan_bytes(&body, &child, depth + 1);
+        let (_, parsed) = ctx.scan_parsed(&body, &child, depth + 1, analysis);
+        // The tensor view reads the `data.pkl` with the shortest name (the first of them
+        // in the archive); when these are its complete bytes, it takes this analysis of
+        // them. Only that one is kept (pickle members come in archive order).
+        let shorter = data_pkl
+            .as_ref()
+            .is_none_or(|d| e.name.len() < d.name.len());
+        if complete
+            && shorter
+            && (e.name == "data.pkl" || e.name.ends_with("/data.pkl"))
+            && let Some(analysis) = parsed.pickle
+        {
+            *data_pkl = Some(MemberAnalysis {
+                name: e.name.clone(),
+                local_offset: e.local_offset,
+                analysis,
+            });
+        }
     }
 
     // A Keras v3 archive: its config.json decides what the loader imports and runs.
@@ -254,15 +297,20 @@ pub fn scan(ctx: &mut FileScan, data: &[u8], loc: &Loc, depth: u32) -> Format {
 }
 
 /// Tensor bytes, as far as sniffing can tell: no recognised format, or something that
-/// only starts like a pickle but names nothing.
-fn is_data(body: &[u8], ctx: &FileScan) -> bool {
-    match sniff::sniff(body) {
+/// only starts like a pickle but names nothing. A pickle's analysis is left in `analysis`.
+fn is_data(
+    sniffed: Sniffed,
+    body: &[u8],
+    ctx: &FileScan,
+    analysis: &mut Option<PickleAnalysis>,
+) -> bool {
+    match sniffed {
         Sniffed::Unknown => true,
         Sniffed::Pickle | Sniffed::MaybePickle => {
             // Random weights start with a PROTO byte pair in about one storage in 16,000
             // and then read as a few opcodes before breaking: only a stream that parses
             // to STOP and names or calls something is a pickle stored as a storage.
-            let a = assay_formats::pickle::analyze(body, &ctx.limits.pickle);
+            let a = analysis.insert(assay_formats::pickle::analyze(body, &ctx.limits.pickle));
             a.pickles == 0 || (!a.names_anything() && a.calls.is_empty())
         }
         _ => false,
@@ -278,10 +326,17 @@ fn storage_member(name: &str) -> Option<&str> {
         .filter(|k| !k.is_empty() && !k.contains('.'))
 }
 
-fn read<'d>(ctx: &mut FileScan, data: &'d [u8], e: &ZipEntry, loc: &Loc) -> Option<Body<'d>> {
+/// A member's bytes, and whether they are all of it (false: what was recovered before
+/// the damage).
+fn read<'d>(
+    ctx: &mut FileScan,
+    data: &'d [u8],
+    e: &ZipEntry,
+    loc: &Loc,
+) -> Option<(Body<'d>, bool)> {
     if let Some(r) = zip::stored_data(data, e) {
         return match r {
-            Ok(s) => Some(Body::Slice(s)),
+            Ok(s) => Some((Body::Slice(s), true)),
             Err(err) => {
                 unreadable(ctx, loc, e, &err);
                 None
@@ -309,11 +364,11 @@ fn read<'d>(ctx: &mut FileScan, data: &'d [u8], e: &ZipEntry, loc: &Loc) -> Opti
     let written = out.written;
     let blob = out.finish().ok()?;
     match res {
-        Ok(_) => Some(Body::Owned(blob)),
+        Ok(_) => Some((Body::Owned(blob), true)),
         Err(err) => {
             unreadable(ctx, loc, e, &err);
             // Scan what was recovered before the damage.
-            (written > 0).then_some(Body::Owned(blob))
+            (written > 0).then_some((Body::Owned(blob), false))
         }
     }
 }

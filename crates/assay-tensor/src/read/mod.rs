@@ -15,6 +15,7 @@ mod safetensors;
 mod torch;
 
 use crate::view::{Bytes, TensorFile, TensorFormat};
+use assay_formats::pickle::PickleAnalysis;
 use assay_formats::sniff::{Sniffed, sniff};
 use assay_formats::zip::{self, ZipEntry};
 use std::ops::Range;
@@ -101,12 +102,57 @@ pub fn read<'a>(data: &'a [u8], limits: &ReadLimits) -> Result<TensorFile<'a>, R
 }
 
 /// Reads every tensor of `data` as `format`. `external` resolves ONNX external-data
-/// locations; without it such tensors become problems.
+/// locations; without it such tensors become problems. Pickles (a PyTorch checkpoint's,
+/// pickled NumPy arrays) are analysed here by the symbolic unpickler; a caller that has
+/// already analysed them passes its analyses to [`read_as_unpickled`] instead.
 pub fn read_as<'a>(
     format: TensorFormat,
     data: &'a [u8],
     limits: &ReadLimits,
     external: Option<&dyn ExternalData<'a>>,
+) -> Result<TensorFile<'a>, ReadError> {
+    read_as_unpickled(format, data, limits, external, &Unpickled::default())
+}
+
+/// What the symbolic unpickler ([`assay_formats::pickle::analyze`] with the caller's limits) already
+/// found in the bytes handed to [`read_as_unpickled`], so that the reader does not
+/// unpickle them a second time. Whatever is `None` or missing is analysed by the reader.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unpickled<'k> {
+    /// The analysis of the whole of `data`: a legacy PyTorch checkpoint (its fourth
+    /// pickle is found in [`PickleAnalysis::parts`]) or a pickle of NumPy arrays.
+    pub whole: Option<&'k PickleAnalysis>,
+    /// Analyses of members of a zip `data`: a PyTorch checkpoint's `data.pkl`.
+    pub members: &'k [MemberAnalysis],
+}
+
+/// The analysis of one zip member's complete bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberAnalysis {
+    /// The member's name and the offset of its local header ([`ZipEntry::local_offset`]),
+    /// which tell apart members of the same name.
+    pub name: String,
+    pub local_offset: u64,
+    pub analysis: PickleAnalysis,
+}
+
+impl<'k> Unpickled<'k> {
+    fn member(&self, e: &ZipEntry) -> Option<&'k PickleAnalysis> {
+        self.members
+            .iter()
+            .find(|m| m.name == e.name && m.local_offset == e.local_offset)
+            .map(|m| &m.analysis)
+    }
+}
+
+/// [`read_as`] over analyses the caller already has (see [`Unpickled`]): the result is
+/// the same as [`read_as`]'s when they are the analyses of the same bytes.
+pub fn read_as_unpickled<'a>(
+    format: TensorFormat,
+    data: &'a [u8],
+    limits: &ReadLimits,
+    external: Option<&dyn ExternalData<'a>>,
+    known: &Unpickled,
 ) -> Result<TensorFile<'a>, ReadError> {
     let mut budget = limits.max_decoded;
     let file = match format {
@@ -115,9 +161,12 @@ pub fn read_as<'a>(
         TensorFormat::Npy => npy::read_npy(data, limits)?,
         TensorFormat::Npz => npy::read_npz(data, limits, &mut budget)?,
         TensorFormat::Onnx => onnx::read(data, limits, external, &mut budget)?,
-        TensorFormat::PytorchZip => torch::read_zip(data, limits, &mut budget)?,
-        TensorFormat::PytorchLegacy => torch::read_legacy(data, limits)?,
-        TensorFormat::PickleNumpy => pickle_numpy::read(data, limits)?,
+        TensorFormat::PytorchZip => torch::read_zip(data, limits, &mut budget, known)?,
+        TensorFormat::PytorchLegacy => torch::read_legacy(data, limits, known.whole)?,
+        TensorFormat::PickleNumpy => match known.whole {
+            Some(a) => pickle_numpy::read_arrays(data, &a.numpy_arrays, limits)?,
+            None => pickle_numpy::read(data, limits)?,
+        },
         TensorFormat::Hdf5 => hdf5::read(data, limits)?,
         TensorFormat::Keras => hdf5::read_keras(data, limits, &mut budget)?,
     };
@@ -170,6 +219,17 @@ pub(crate) fn member<'a>(
     let n = zip::extract_to(data, e, &mut out, *budget).map_err(|err| err.to_string())?;
     *budget = budget.saturating_sub(n);
     Ok(Source::Shared(out.into()))
+}
+
+/// Checks that a zip member can be read, and charges `budget` for it, exactly as
+/// [`member`] would, without keeping its bytes (a member whose analysis the caller has).
+pub(crate) fn check_member(data: &[u8], e: &ZipEntry, budget: &mut u64) -> Result<(), String> {
+    if let Some(r) = zip::stored_data(data, e) {
+        return r.map(|_| ()).map_err(|err| err.to_string());
+    }
+    let n = zip::extract_to(data, e, std::io::sink(), *budget).map_err(|err| err.to_string())?;
+    *budget = budget.saturating_sub(n);
+    Ok(())
 }
 
 /// Offset of `inner` within `outer` (both from the same buffer).

@@ -242,10 +242,18 @@ fn initializer<'a>(
             );
             return;
         }
+        // One value per component: complex64 and complex128 elements are two floats or
+        // two doubles (real, imaginary) of `float_data` / `double_data`.
+        let width = match dtype {
+            Dtype::C64 | Dtype::C128 => esize / 2,
+            _ => esize,
+        };
         let mut out: Vec<u8> = Vec::with_capacity(want as usize);
         let mut push = |v: u64| {
-            if (out.len() as u64) < want {
-                out.extend_from_slice(&v.to_le_bytes()[..esize]);
+            if (out.len() as u64) < want
+                && let Some(b) = v.to_le_bytes().get(..width)
+            {
+                out.extend_from_slice(b);
             }
         };
         for &v in &p.floats {

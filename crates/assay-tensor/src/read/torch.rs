@@ -3,7 +3,7 @@
 //! stride, and the key path naming it; the storages are `<prefix>/data/<key>` members of
 //! a zip checkpoint, or follow the pickles of a legacy one as `(u64 numel, bytes)`.
 
-use super::{ReadError, ReadLimits, Source, member};
+use super::{ReadError, ReadLimits, Source, Unpickled, check_member, member};
 use crate::dtype::{Dtype, Endian};
 use crate::view::{Tensor, TensorFile, TensorFormat, Unclaimed, numel};
 use assay_formats::pickle::{self, PickleAnalysis, PickleLimits, TorchStorageRef, TorchTensorRef};
@@ -156,10 +156,12 @@ fn uncovered<'a>(
     }
 }
 
+/// `known` may hold the analysis of the `data.pkl` member; otherwise it is analysed here.
 pub fn read_zip<'a>(
     data: &'a [u8],
     limits: &ReadLimits,
     budget: &mut u64,
+    known: &Unpickled,
 ) -> Result<TensorFile<'a>, ReadError> {
     let ar = zip::parse(data, &zip::ZipLimits::default())
         .map_err(|e| ReadError::Malformed(format!("zip: {e}")))?;
@@ -168,9 +170,19 @@ pub fn read_zip<'a>(
     let prefix = &pkl.name[..pkl.name.len() - "data.pkl".len()];
     let by_name: HashMap<&str, &ZipEntry> =
         ar.entries.iter().map(|e| (e.name.as_str(), e)).collect();
-    let pbytes = member(data, pkl, budget)
-        .map_err(|e| ReadError::Malformed(format!("{}: {e}", pkl.name)))?;
-    let a = pickle::analyze(pbytes.all(), &PickleLimits::default());
+    let malformed = |e: String| ReadError::Malformed(format!("{}: {e}", pkl.name));
+    let analysed;
+    let a: &PickleAnalysis = match known.member(pkl) {
+        Some(a) => {
+            check_member(data, pkl, budget).map_err(malformed)?;
+            a
+        }
+        None => {
+            let pbytes = member(data, pkl, budget).map_err(malformed)?;
+            analysed = pickle::analyze(pbytes.all(), &PickleLimits::default());
+            &analysed
+        }
+    };
     if a.torch_tensors.len() > limits.max_tensors {
         return Err(ReadError::TooManyTensors(limits.max_tensors));
     }
@@ -251,41 +263,97 @@ pub fn read_zip<'a>(
     Ok(file)
 }
 
-pub fn read_legacy<'a>(data: &'a [u8], limits: &ReadLimits) -> Result<TensorFile<'a>, ReadError> {
+/// The fourth pickle of a legacy checkpoint (the object itself): its storages and
+/// tensors (whose `storage` indices count from `storage_base`), and where it ends.
+struct MainPickle<'k> {
+    storages: &'k [TorchStorageRef],
+    tensors: &'k [TorchTensorRef],
+    storage_base: usize,
+    end: usize,
+}
+
+/// `whole` may hold the analysis of all of `data` by `pickle::analyze`; otherwise the
+/// pickles are analysed here, one by one.
+pub fn read_legacy<'a>(
+    data: &'a [u8],
+    limits: &ReadLimits,
+    whole: Option<&PickleAnalysis>,
+) -> Result<TensorFile<'a>, ReadError> {
     if !data.starts_with(LEGACY_MAGIC) {
         return Err(ReadError::NotTensorFile);
     }
-    let lim = PickleLimits::default();
+    let broken = |i: usize, pos: u64| {
+        ReadError::Malformed(format!(
+            "legacy checkpoint: pickle {} at offset {pos} is broken",
+            i + 1
+        ))
+    };
     // Magic number, protocol version, system info, then the object itself.
-    let mut pos = 0usize;
-    let mut main = PickleAnalysis::default();
-    for i in 0..4 {
-        let (a, end) = pickle::analyze_one(data, pos, &lim);
-        if a.pickles != 1 {
-            return Err(ReadError::Malformed(format!(
-                "legacy checkpoint: pickle {} at offset {pos} is broken",
-                i + 1
-            )));
+    let own;
+    let main = match whole {
+        Some(a) => {
+            // The stream's analysis runs the pickles one after the other, as torch.load
+            // does; the first four must be complete. (Its opcode and decode budgets are
+            // the whole stream's, so a hostile file can spend them before the fourth
+            // pickle; the pickle stage then reports the limit, and this is an error.)
+            let mut pos = 0u64;
+            for i in 0..4 {
+                match a.parts.get(i) {
+                    Some(p) if p.start == pos => pos = p.end,
+                    _ => return Err(broken(i, pos)),
+                }
+            }
+            let p = &a.parts[3];
+            let storages = a
+                .torch_storages
+                .get(p.torch_storages.clone())
+                .ok_or_else(|| broken(3, p.start))?;
+            let tensors = a
+                .torch_tensors
+                .get(p.torch_tensors.clone())
+                .ok_or_else(|| broken(3, p.start))?;
+            MainPickle {
+                storages,
+                tensors,
+                storage_base: p.torch_storages.start,
+                end: usize::try_from(p.end).map_err(|_| broken(3, p.start))?,
+            }
         }
-        pos = end;
-        if i == 3 {
-            main = a;
+        None => {
+            let lim = PickleLimits::default();
+            let mut pos = 0usize;
+            let mut last = PickleAnalysis::default();
+            for i in 0..4 {
+                let (a, end) = pickle::analyze_one(data, pos, &lim);
+                if a.pickles != 1 {
+                    return Err(broken(i, pos as u64));
+                }
+                pos = end;
+                if i == 3 {
+                    last = a;
+                }
+            }
+            own = last;
+            MainPickle {
+                storages: &own.torch_storages,
+                tensors: &own.torch_tensors,
+                storage_base: 0,
+                end: pos,
+            }
         }
-    }
-    if main.torch_tensors.len() > limits.max_tensors {
+    };
+    if main.tensors.len() > limits.max_tensors {
         return Err(ReadError::TooManyTensors(limits.max_tensors));
     }
+    let mut pos = main.end;
     let (keys, end) = key_list(data, pos).map_err(|e| {
         ReadError::Malformed(format!(
             "legacy checkpoint: storage key list at offset {pos}: {e}"
         ))
     })?;
     pos = end;
-    let by_key: HashMap<&str, &TorchStorageRef> = main
-        .torch_storages
-        .iter()
-        .map(|s| (s.key.as_str(), s))
-        .collect();
+    let by_key: HashMap<&str, &TorchStorageRef> =
+        main.storages.iter().map(|s| (s.key.as_str(), s)).collect();
     let mut file = TensorFile::new(TensorFormat::PytorchLegacy);
     // key → (file offset of the storage bytes, their source)
     let mut placed: HashMap<String, (u64, Source<'a>, Covered)> = HashMap::new();
@@ -324,9 +392,13 @@ pub fn read_legacy<'a>(data: &'a [u8], limits: &ReadLimits) -> Result<TensorFile
         );
         pos = start + len;
     }
-    for (i, t) in main.torch_tensors.iter().enumerate() {
+    for (i, t) in main.tensors.iter().enumerate() {
         let name = name_of(t, i);
-        let Some(s) = main.torch_storages.get(t.storage) else {
+        let Some(s) = t
+            .storage
+            .checked_sub(main.storage_base)
+            .and_then(|k| main.storages.get(k))
+        else {
             continue;
         };
         let Some(dtype) = storage_dtype(t, s) else {
