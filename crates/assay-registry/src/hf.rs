@@ -6,7 +6,7 @@
 //! `X-Error-Message`, which `huggingface_hub` raises as `GatedRepoError`.
 
 use crate::auth::{Caller, Scope};
-use crate::blob::{BlobReader, blob_key};
+use crate::blob::{BlobReader, READ_AHEAD_WINDOWS, WINDOW_CHUNKS, blob_key};
 use crate::meta::{ADMITTED, Commit, FileRow, QUARANTINED, Repo};
 use crate::server::{St, authenticate, blocking, token_of};
 use crate::{Registry, TREE_PAGE, names};
@@ -503,7 +503,8 @@ pub async fn resolve(
             ("path", &path),
         ],
     );
-    // Decrypt chunk by chunk on the blocking pool; at most 8 chunks in flight.
+    // Read and decrypt a window of chunks at a time on the blocking pool, at most
+    // READ_AHEAD_WINDOWS windows queued ahead of the network.
     let tenant = blocking(&reg, {
         let t = c.tenant_id;
         move |r| r.meta.tenant(t).ok().flatten()
@@ -516,7 +517,9 @@ pub async fn resolve(
             "tenant key unavailable",
         );
     };
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(
+        READ_AHEAD_WINDOWS * WINDOW_CHUNKS as usize,
+    );
     let r2 = reg.clone();
     let key = blob_key(c.tenant_id, &file.sha256);
     tokio::task::spawn_blocking(move || {
@@ -531,7 +534,7 @@ pub async fn resolve(
             r2.metrics
                 .bytes_served
                 .fetch_add(piece.len() as u64, Relaxed);
-            tx.blocking_send(Ok(Bytes::from(piece))).is_ok()
+            tx.blocking_send(Ok(piece)).is_ok()
         });
         if let Err(e) = res {
             // Cuts the response off: a client never gets bytes that failed authentication.
