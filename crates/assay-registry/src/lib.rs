@@ -16,6 +16,7 @@ pub mod meta;
 pub mod names;
 pub mod scanjob;
 mod server;
+pub mod tls;
 
 pub use server::app;
 
@@ -73,6 +74,8 @@ pub enum OpenError {
     Meta(#[from] meta::MetaError),
     #[error("master key: {0}")]
     Key(String),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> OpenError + '_ {
@@ -277,12 +280,19 @@ pub fn now_rfc3339() -> String {
 pub mod client;
 
 /// Runs the server on `listen` until Ctrl-C: the HTTP router and the in-process scan
-/// task. `ready` is called with the bound address.
+/// task, over TLS when `tls` names a certificate and key. `ready` is called with the bound
+/// address.
 pub fn serve(
     cfg: &Config,
     listen: &str,
+    tls: Option<&tls::TlsFiles>,
     ready: impl FnOnce(std::net::SocketAddr, &Opened),
 ) -> Result<(), OpenError> {
+    // Bad certificate or key files fail before anything is opened or bound.
+    let tls_config = tls
+        .map(tls::server_config)
+        .transpose()
+        .map_err(|e| OpenError::Tls(e.to_string()))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -296,11 +306,23 @@ pub fn serve(
         ready(addr, &opened);
         let reg = opened.registry.clone();
         tokio::spawn(reg.clone().run_scans());
-        axum::serve(listener, app(reg))
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .map_err(io_err(Path::new(listen)))
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        match tls_config {
+            Some(c) => {
+                let listener =
+                    tls::TlsListener::new(listener, c).map_err(io_err(Path::new(listen)))?;
+                axum::serve(listener, app(reg))
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            None => {
+                axum::serve(listener, app(reg))
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        }
+        .map_err(io_err(Path::new(listen)))
     })
 }

@@ -19,6 +19,12 @@ pub struct ServeArgs {
     /// Largest file an upload may carry, in bytes (413 beyond).
     #[arg(long, default_value_t = assay_registry::DEFAULT_MAX_FILE_BYTES, value_name = "BYTES")]
     pub max_file_size: u64,
+    /// Serve HTTPS: the certificate chain (PEM, leaf first). Needs --tls-key.
+    #[arg(long, value_name = "CERT.pem", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "KEY.pem", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -54,14 +60,21 @@ pub enum TokenCommand {
     },
 }
 
+/// Environment variable naming the CA certificate file when --ca-cert is not given.
+pub const CA_CERT_ENV: &str = "ASSAY_CA_CERT";
+
 #[derive(Args, Debug)]
 pub struct ServerArgs {
-    /// Registry URL, e.g. http://127.0.0.1:8480.
+    /// Registry URL, e.g. http://127.0.0.1:8480 or https://registry.example:8480.
     #[arg(long)]
     pub server: String,
     /// API token (or a file holding it, e.g. DIR/admin-token).
     #[arg(long)]
     pub token: String,
+    /// For https: the CA certificate(s) (PEM) to verify the server with, for a private CA
+    /// (default: $ASSAY_CA_CERT, else the Mozilla root certificates).
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl ServerArgs {
@@ -72,7 +85,11 @@ impl ServerArgs {
         } else {
             self.token.clone()
         };
-        Ok(Client::new(&self.server, &token)?)
+        let ca = self
+            .ca_cert
+            .clone()
+            .or_else(|| std::env::var_os(CA_CERT_ENV).map(PathBuf::from));
+        Ok(Client::with_ca(&self.server, &token, ca.as_deref())?)
     }
 }
 
@@ -98,7 +115,15 @@ pub struct PushArgs {
 pub fn serve(a: ServeArgs) -> Result<ExitCode> {
     let mut cfg = assay_registry::Config::new(&a.data);
     cfg.max_file_bytes = a.max_file_size;
-    assay_registry::serve(&cfg, &a.listen, |addr, opened| {
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => Some(assay_registry::tls::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    assay_registry::serve(&cfg, &a.listen, tls.as_ref(), |addr, opened| {
         let mut err = std::io::stderr().lock();
         if let Some(p) = &opened.created_admin_token {
             let _ = writeln!(
@@ -109,7 +134,7 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
         }
         let _ = writeln!(
             err,
-            "assay serve: listening on http://{addr} (data {})",
+            "assay serve: listening on {scheme}://{addr} (data {})",
             a.data.display()
         );
     })
