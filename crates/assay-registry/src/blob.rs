@@ -136,8 +136,9 @@ impl SealingWriter {
 /// file system (one `open` + `pread` per read) are cheap per byte, small enough that memory
 /// per download stays bounded.
 pub const WINDOW_CHUNKS: u64 = 16;
-/// Decrypted windows a download may hold ahead of the network (besides the one being
-/// decrypted): memory per download is at most `(READ_AHEAD_WINDOWS + 1)` windows.
+/// Decrypted windows a download may queue ahead of the network: memory per download is at
+/// most `READ_AHEAD_WINDOWS + 2` windows (the queued ones, the one being decrypted and the
+/// one being written to the socket), about 4 MiB.
 pub const READ_AHEAD_WINDOWS: usize = 2;
 
 /// Reads plaintext ranges of a stored blob.
