@@ -146,7 +146,50 @@ pub struct BlobReader<'s> {
     store: &'s dyn BlobStore,
     key: String,
     cipher: BlobCipher,
+    salt: [u8; 32],
     pub size: u64,
+}
+
+/// What a blob's header says: its salt and plaintext size.
+#[derive(Debug, Clone, Copy)]
+pub struct BlobHeader {
+    pub salt: [u8; 32],
+    pub size: u64,
+}
+
+/// The windows (first chunk, chunk count) that cover the plaintext range `[start, end)` of
+/// a blob, in order; [`WINDOW_CHUNKS`] at most each, never past the range's last chunk.
+pub fn windows(start: u64, end: u64) -> impl Iterator<Item = (u64, u64)> {
+    let c = CHUNK as u64;
+    let (first, last) = if start < end {
+        (start / c, (end - 1) / c)
+    } else {
+        (1, 0)
+    };
+    (first..=last)
+        .step_by(WINDOW_CHUNKS as usize)
+        .map(move |i| (i, WINDOW_CHUNKS.min(last - i + 1)))
+}
+
+/// The parts of a window's chunks (chunk `first` onwards) inside `[start, end)`.
+pub fn clip(first: u64, chunks: Vec<Bytes>, start: u64, end: u64) -> impl Iterator<Item = Bytes> {
+    let c = CHUNK as u64;
+    chunks
+        .into_iter()
+        .enumerate()
+        .filter_map(move |(i, chunk)| {
+            let base = (first + i as u64) * c;
+            let len = chunk.len() as u64;
+            let from = start.saturating_sub(base).min(len) as usize;
+            let to = end.saturating_sub(base).min(len) as usize;
+            if from >= to {
+                None
+            } else if from == 0 && to == chunk.len() {
+                Some(chunk)
+            } else {
+                Some(chunk.slice(from..to))
+            }
+        })
 }
 
 impl<'s> BlobReader<'s> {
@@ -154,12 +197,35 @@ impl<'s> BlobReader<'s> {
         let mut h = [0u8; crypto::HEADER];
         store.read_at(&key, 0, &mut h)?;
         let (salt, size) = crypto::parse_header(&h).map_err(io::Error::other)?;
-        Ok(BlobReader {
+        Ok(BlobReader::with_header(
             store,
             key,
-            cipher: BlobCipher::new(dek, &salt),
-            size,
-        })
+            dek,
+            &BlobHeader { salt, size },
+        ))
+    }
+
+    /// A reader from a header read before (no storage read).
+    pub fn with_header(
+        store: &'s dyn BlobStore,
+        key: String,
+        dek: &Key,
+        header: &BlobHeader,
+    ) -> BlobReader<'s> {
+        BlobReader {
+            store,
+            key,
+            cipher: BlobCipher::new(dek, &header.salt),
+            salt: header.salt,
+            size: header.size,
+        }
+    }
+
+    pub fn header(&self) -> BlobHeader {
+        BlobHeader {
+            salt: self.salt,
+            size: self.size,
+        }
     }
 
     /// The plaintext of chunks `first..first + count` (clipped to the blob), one [`Bytes`]
@@ -214,31 +280,12 @@ impl<'s> BlobReader<'s> {
         mut f: impl FnMut(Bytes) -> bool,
     ) -> io::Result<()> {
         let end = end.min(self.size);
-        if start >= end {
-            return Ok(());
-        }
-        let c = CHUNK as u64;
-        let last = (end - 1) / c;
-        let mut index = start / c;
-        while index <= last {
-            let count = WINDOW_CHUNKS.min(last - index + 1);
-            for (i, chunk) in self.window(index, count)?.into_iter().enumerate() {
-                let base = (index + i as u64) * c;
-                let from = start.saturating_sub(base).min(chunk.len() as u64) as usize;
-                let to = (end - base).min(chunk.len() as u64) as usize;
-                if from >= to {
-                    continue;
-                }
-                let piece = if from == 0 && to == chunk.len() {
-                    chunk
-                } else {
-                    chunk.slice(from..to)
-                };
+        for (first, count) in windows(start, end) {
+            for piece in clip(first, self.window(first, count)?, start, end) {
                 if !f(piece) {
                     return Ok(());
                 }
             }
-            index += count;
         }
         Ok(())
     }
@@ -413,5 +460,19 @@ mod tests {
         let r = BlobReader::open(&store, key, &dek).unwrap();
         assert!(read(&r, 0, 1).is_err());
         assert!(read(&r, CHUNK as u64, CHUNK as u64 + 1).is_err());
+    }
+
+    #[test]
+    fn window_plan() {
+        let c = CHUNK as u64;
+        let w = WINDOW_CHUNKS;
+        assert_eq!(windows(5, 5).count(), 0);
+        assert_eq!(windows(9, 3).count(), 0);
+        assert_eq!(windows(0, 1).collect::<Vec<_>>(), vec![(0, 1)]);
+        assert_eq!(windows(c - 1, c + 1).collect::<Vec<_>>(), vec![(0, 2)]);
+        assert_eq!(
+            windows(c, (2 * w + 1) * c + 1).collect::<Vec<_>>(),
+            vec![(1, w), (1 + w, w), (1 + 2 * w, 1)]
+        );
     }
 }
