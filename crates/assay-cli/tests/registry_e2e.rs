@@ -14,10 +14,11 @@
 mod registry_common;
 
 use registry_common::{
-    assay, done_means, done_means_with, examples, hf_python, serve, serve_env, spawn_logged,
-    wait_for_line,
+    assay, done_means, done_means_with, examples, hf_python, run_ok, serve, serve_env,
+    spawn_logged, wait_for_line,
 };
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 #[test]
 fn huggingface_hub_downloads_admitted_models_only() {
@@ -188,4 +189,167 @@ fn huggingface_hub_downloads_from_s3() {
         ("AWS_ALLOW_HTTP", "true"),
     ]);
     over_store(&format!("s3://assay-test/{}", unique("e2e")), env, false);
+}
+
+const TLS_SCRIPT: &str = r#"
+import json, sys, tempfile
+from huggingface_hub import hf_hub_download
+url, tok, want = sys.argv[1:4]
+out = {}
+try:
+    f = hf_hub_download("acme/demo", "config.json", endpoint=url, token=tok, cache_dir=tempfile.mkdtemp())
+    out["identical"] = open(f, "rb").read() == open(want, "rb").read()
+except Exception as e:
+    chain = []
+    while e is not None and len(chain) < 10:
+        chain.append(f"{type(e).__name__}: {e}")
+        e = e.__cause__ or e.__context__
+    out["error"] = " <- ".join(chain)
+print(json.dumps(out))
+"#;
+
+/// `assay serve --tls-cert/--tls-key` with the test CA of assay-registry: `assay tenant`,
+/// `token` and `push` over https (`--ca-cert` and `$ASSAY_CA_CERT`), `hf_hub_download` over
+/// https trusting the CA through `SSL_CERT_FILE` (what huggingface_hub's httpx reads), and
+/// refusals: no CA, plain HTTP to the TLS port, half or bad TLS flags.
+#[test]
+fn https_push_and_huggingface_hub_download() {
+    let Some(python) = hf_python() else {
+        return;
+    };
+    let tls = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assay-registry/tests/data/tls");
+    let (ca, cert, key) = (
+        tls.join("ca.pem"),
+        tls.join("server.pem"),
+        tls.join("server-key.pem"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("registry");
+
+    // Both flags or neither; bad files are named and nothing is started.
+    let half = assay()
+        .args(["serve", "--data"])
+        .arg(&data)
+        .arg("--tls-cert")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert_eq!(half.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&half.stderr).contains("--tls-key"));
+    let bad = assay()
+        .args(["serve", "--data"])
+        .arg(&data)
+        .args(["--listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(&key)
+        .arg("--tls-key")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let msg = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        msg.contains("server-key.pem") && msg.contains("no certificate"),
+        "{msg}"
+    );
+
+    let (server, url, _log) = serve(&[
+        "--data".as_ref(),
+        data.as_os_str(),
+        "--tls-cert".as_ref(),
+        cert.as_os_str(),
+        "--tls-key".as_ref(),
+        key.as_os_str(),
+    ]);
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let port = url.rsplit(':').next().unwrap().to_string();
+    let url = format!("https://localhost:{port}");
+    let admin = data.join("admin-token");
+
+    // Without the CA the certificate is refused.
+    let refused = assay()
+        .args(["tenant", "create", "acme", "--server", &url, "--token"])
+        .arg(&admin)
+        .env_remove("ASSAY_CA_CERT")
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let msg = String::from_utf8_lossy(&refused.stderr);
+    assert!(msg.contains("certificate"), "{msg}");
+    // Plain HTTP to the TLS port: a clear error.
+    let plain = assay()
+        .args(["tenant", "create", "acme", "--server"])
+        .arg(format!("http://127.0.0.1:{port}"))
+        .arg("--token")
+        .arg(&admin)
+        .output()
+        .unwrap();
+    assert_eq!(plain.status.code(), Some(2));
+    let msg = String::from_utf8_lossy(&plain.stderr);
+    assert!(msg.contains("400") && msg.contains("https://"), "{msg}");
+
+    let acme = run_ok(
+        assay()
+            .args(["tenant", "create", "acme", "--server", &url, "--ca-cert"])
+            .arg(&ca)
+            .arg("--token")
+            .arg(&admin),
+    );
+    let writer = run_ok(
+        assay()
+            .args([
+                "token", "create", "--scope", "write", "--server", &url, "--token", &acme,
+            ])
+            .env("ASSAY_CA_CERT", &ca),
+    );
+    let clean = examples().join("demo-model");
+    let pushed = assay()
+        .arg("push")
+        .arg(&clean)
+        .args(["acme/demo", "--server", &url, "--token", &writer])
+        .env("ASSAY_CA_CERT", &ca)
+        .output()
+        .unwrap();
+    assert_eq!(
+        pushed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+    assert!(String::from_utf8_lossy(&pushed.stdout).contains("admitted"));
+
+    let want = clean.join("config.json");
+    let run = |trust: bool| -> serde_json::Value {
+        let mut cmd = Command::new(&python);
+        cmd.arg("-c")
+            .arg(TLS_SCRIPT)
+            .arg(&url)
+            .arg(&acme)
+            .arg(&want)
+            .env("HF_HUB_DISABLE_TELEMETRY", "1")
+            .env("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            .env_remove("HF_TOKEN")
+            .env_remove("HF_ENDPOINT")
+            .env_remove("REQUESTS_CA_BUNDLE")
+            .env_remove("SSL_CERT_FILE")
+            .env_remove("SSL_CERT_DIR");
+        if trust {
+            cmd.env("SSL_CERT_FILE", &ca).env("REQUESTS_CA_BUNDLE", &ca);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "python failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let v = run(true);
+    assert_eq!(v["identical"], true, "{v}");
+    let v = run(false);
+    let e = v["error"].as_str().unwrap_or_default();
+    assert!(
+        e.to_lowercase().contains("certificate") || e.contains("SSL"),
+        "huggingface_hub must refuse an untrusted server: {v}"
+    );
+    drop(server);
 }

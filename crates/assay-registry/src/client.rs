@@ -1,11 +1,12 @@
 //! A small blocking client for the registry API (`assay tenant`, `assay token`,
-//! `assay push`), over the same hyper stack as the server. Phase 1 speaks plain HTTP
-//! (put TLS in front, or wait for phase 2's rustls listener).
+//! `assay push`), over the same hyper stack as the server, for `http://` and `https://`
+//! servers (rustls with ring; a private CA with `--ca-cert`, else the Mozilla roots).
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::Frame;
 use hyper::{Method, Request, StatusCode};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{Client as HyperClient, connect::HttpConnector};
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
@@ -16,7 +17,7 @@ type Body = BoxBody<Bytes, std::io::Error>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("the server URL must look like http://HOST:PORT (got {0})")]
+    #[error("the server URL must look like http://HOST:PORT or https://HOST:PORT (got {0})")]
     Url(String),
     #[error("cannot reach {url}: {msg}")]
     Connect { url: String, msg: String },
@@ -29,7 +30,7 @@ pub enum ClientError {
 pub struct Client {
     base: String,
     token: String,
-    http: HyperClient<HttpConnector, Body>,
+    http: HyperClient<HttpsConnector<HttpConnector>, Body>,
     rt: tokio::runtime::Runtime,
 }
 
@@ -38,11 +39,32 @@ fn full(b: impl Into<Bytes>) -> Body {
 }
 
 impl Client {
+    /// A client of `server` (`http://` or `https://`; for https, the system's Mozilla
+    /// roots verify the server's certificate).
     pub fn new(server: &str, token: &str) -> Result<Client, ClientError> {
+        Client::with_ca(server, token, None)
+    }
+
+    /// A client that verifies an https server's certificate against the CA certificates
+    /// of `ca_cert` (PEM) when given, else against the Mozilla roots.
+    pub fn with_ca(
+        server: &str,
+        token: &str,
+        ca_cert: Option<&Path>,
+    ) -> Result<Client, ClientError> {
         let base = server.trim_end_matches('/').to_string();
-        if !base.starts_with("http://") || base.parse::<hyper::Uri>().is_err() {
+        if !(base.starts_with("http://") || base.starts_with("https://"))
+            || base.parse::<hyper::Uri>().is_err()
+        {
             return Err(ClientError::Url(server.to_string()));
         }
+        let tls =
+            crate::tls::client_config(ca_cert).map_err(|e| ClientError::Other(e.to_string()))?;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .build();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -50,7 +72,7 @@ impl Client {
             .map_err(|e| ClientError::Other(e.to_string()))?;
         let http = {
             let _g = rt.enter();
-            HyperClient::builder(TokioExecutor::new()).build_http()
+            HyperClient::builder(TokioExecutor::new()).build(connector)
         };
         Ok(Client {
             base,
@@ -79,14 +101,18 @@ impl Client {
             .body(body)
             .map_err(|e| ClientError::Other(e.to_string()))?;
         self.rt.block_on(async {
-            let resp = self
-                .http
-                .request(req)
-                .await
-                .map_err(|e| ClientError::Connect {
+            let resp = self.http.request(req).await.map_err(|e| {
+                let mut msg = error_chain(&e);
+                if msg.contains("certificate") {
+                    msg.push_str(
+                        " (a private CA? give its certificate with --ca-cert or $ASSAY_CA_CERT)",
+                    );
+                }
+                ClientError::Connect {
                     url: self.base.clone(),
-                    msg: e.to_string(),
-                })?;
+                    msg,
+                }
+            })?;
             let status = resp.status();
             let bytes = resp
                 .into_body()
@@ -225,6 +251,21 @@ impl Client {
             .map(str::to_string)
             .ok_or_else(|| ClientError::Other("the server did not answer a commit id".into()))
     }
+}
+
+/// An error and its causes ("client error (Connect): invalid peer certificate: …").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !msg.contains(&s) {
+            msg.push_str(": ");
+            msg.push_str(&s);
+        }
+        cause = c.source();
+    }
+    msg
 }
 
 /// Regular files under `dir` (relative `/` paths, sorted); `.git` and symlinks are skipped.

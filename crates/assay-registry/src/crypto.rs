@@ -10,9 +10,8 @@
 //! Layout: `MAGIC (8) | salt (32) | plaintext size u64 BE (8) | chunk 0 | chunk 1 | ...`,
 //! each chunk `ciphertext (<= CHUNK) | tag (16)`.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
 use hmac::{Hmac, Mac};
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use sha2::Sha256;
 
 /// Plaintext bytes per sealed chunk.
@@ -46,21 +45,23 @@ pub fn parse_key(hex_text: &str) -> Result<Key, CryptoError> {
     v.try_into().map_err(|_| CryptoError::KeyLength)
 }
 
+fn aead_key(key: &Key) -> LessSafeKey {
+    LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).expect("AES-256-GCM takes a 32-byte key"))
+}
+
 /// Wraps a data key with the master key: hex(nonce | ciphertext | tag).
 pub fn wrap(master: &Key, dek: &Key, tenant: &str) -> String {
     let nonce = random::<12>();
-    let c = Aes256Gcm::new(master.into());
-    let ct = c
-        .encrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: dek,
-                aad: tenant.as_bytes(),
-            },
+    let mut out = nonce.to_vec();
+    let mut sealed = dek.to_vec();
+    aead_key(master)
+        .seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(tenant.as_bytes()),
+            &mut sealed,
         )
         .expect("AES-GCM encryption of 32 bytes cannot fail");
-    let mut out = nonce.to_vec();
-    out.extend(ct);
+    out.extend(sealed);
     hex::encode(out)
 }
 
@@ -69,35 +70,35 @@ pub fn unwrap(master: &Key, wrapped: &str, tenant: &str) -> Result<Key, CryptoEr
     if v.len() != 12 + 32 + TAG {
         return Err(CryptoError::Format);
     }
-    let c = Aes256Gcm::new(master.into());
-    let pt = c
-        .decrypt(
-            Nonce::from_slice(&v[..12]),
-            Payload {
-                msg: &v[12..],
-                aad: tenant.as_bytes(),
-            },
+    let nonce: [u8; 12] = v[..12].try_into().map_err(|_| CryptoError::Format)?;
+    let mut sealed = v[12..].to_vec();
+    let plain = aead_key(master)
+        .open_in_place(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(tenant.as_bytes()),
+            &mut sealed,
         )
         .map_err(|_| CryptoError::Auth)?;
-    pt.try_into().map_err(|_| CryptoError::Format)
+    <[u8; 32]>::try_from(&plain[..]).map_err(|_| CryptoError::Format)
 }
 
 /// The cipher for one blob.
 pub struct BlobCipher {
-    aead: Aes256Gcm,
+    aead: LessSafeKey,
 }
 
-fn nonce(index: u64) -> [u8; 12] {
+fn nonce(index: u64) -> Nonce {
     let mut n = [0u8; 12];
     n[4..].copy_from_slice(&index.to_be_bytes());
-    n
+    // Unique: the blob key is fresh per blob (random salt) and each index seals one chunk.
+    Nonce::assume_unique_for_key(n)
 }
 
-fn aad(index: u64, last: bool) -> [u8; 9] {
+fn aad(index: u64, last: bool) -> Aad<[u8; 9]> {
     let mut a = [0u8; 9];
     a[..8].copy_from_slice(&index.to_be_bytes());
     a[8] = last as u8;
-    a
+    Aad::from(a)
 }
 
 impl BlobCipher {
@@ -108,31 +109,37 @@ impl BlobCipher {
         mac.update(salt);
         let key: [u8; 32] = mac.finalize().into_bytes().into();
         BlobCipher {
-            aead: Aes256Gcm::new(&key.into()),
+            aead: aead_key(&key),
         }
     }
 
     pub fn seal(&self, index: u64, last: bool, plain: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(plain.len() + TAG);
+        out.extend_from_slice(plain);
         self.aead
-            .encrypt(
-                Nonce::from_slice(&nonce(index)),
-                Payload {
-                    msg: plain,
-                    aad: &aad(index, last),
-                },
-            )
-            .expect("AES-GCM encryption of a chunk cannot fail")
+            .seal_in_place_append_tag(nonce(index), aad(index, last), &mut out)
+            .expect("AES-GCM encryption of a chunk cannot fail");
+        out
     }
 
     pub fn open(&self, index: u64, last: bool, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let mut buf = sealed.to_vec();
+        let n = self.open_in_place(index, last, &mut buf)?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    /// Decrypts the sealed chunk in `buf` (ciphertext | tag) in place; answers the
+    /// plaintext length (the plaintext is `buf[..len]`).
+    pub fn open_in_place(
+        &self,
+        index: u64,
+        last: bool,
+        buf: &mut [u8],
+    ) -> Result<usize, CryptoError> {
         self.aead
-            .decrypt(
-                Nonce::from_slice(&nonce(index)),
-                Payload {
-                    msg: sealed,
-                    aad: &aad(index, last),
-                },
-            )
+            .open_in_place(nonce(index), aad(index, last), buf)
+            .map(|p| p.len())
             .map_err(|_| CryptoError::Auth)
     }
 }
@@ -200,5 +207,22 @@ mod tests {
         assert_eq!(chunks(CHUNK as u64), 1);
         assert_eq!(chunks(CHUNK as u64 + 1), 2);
         assert_eq!(sealed_len(CHUNK as u64 + 1, 1), 1 + TAG);
+    }
+
+    /// The on-disk format, pinned by vectors computed independently (Python
+    /// `cryptography`'s AESGCM with the same key derivation, nonce and AAD).
+    #[test]
+    fn known_answers() {
+        let dek: Key = std::array::from_fn(|i| i as u8);
+        let salt: [u8; 32] = std::array::from_fn(|i| 32 + i as u8);
+        let c = BlobCipher::new(&dek, &salt);
+        let sealed =
+            hex::decode("68a51ff5805a3abfd889ed9e7cc9f6cf7b7357de858ccc76f0c5ed31a93fc16e8468")
+                .unwrap();
+        assert_eq!(c.seal(5, true, b"assay known answer"), sealed);
+        assert_eq!(c.open(5, true, &sealed).unwrap(), b"assay known answer");
+        let wrapped = "6465666768696a6b6c6d6e6fe4c8ea0e5ddd4690803304bee76f7b4800952de8\
+                       091d096601b92e6e1afff7b896083fa05de22644e1ed56fa22e3a2ad";
+        assert_eq!(unwrap(&[7u8; 32], wrapped, "acme").unwrap(), dek);
     }
 }

@@ -6,7 +6,9 @@
 //! `X-Error-Message`, which `huggingface_hub` raises as `GatedRepoError`.
 
 use crate::auth::{Caller, Scope};
-use crate::blob::{BlobReader, blob_key};
+use crate::blob::{
+    BlobHeader, BlobReader, READ_AHEAD_WINDOWS, WINDOW_CHUNKS, blob_key, clip, windows,
+};
 use crate::meta::{ADMITTED, Commit, FileRow, QUARANTINED, Repo};
 use crate::server::{St, authenticate, blocking, token_of};
 use crate::{Registry, TREE_PAGE, names};
@@ -503,7 +505,6 @@ pub async fn resolve(
             ("path", &path),
         ],
     );
-    // Decrypt chunk by chunk on the blocking pool; at most 8 chunks in flight.
     let tenant = blocking(&reg, {
         let t = c.tenant_id;
         move |r| r.meta.tenant(t).ok().flatten()
@@ -516,32 +517,71 @@ pub async fn resolve(
             "tenant key unavailable",
         );
     };
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
-    let r2 = reg.clone();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(
+        READ_AHEAD_WINDOWS * WINDOW_CHUNKS as usize,
+    );
+    // A task feeds the body: each window (WINDOW_CHUNKS chunks, one storage read) is read
+    // and decrypted on the blocking pool, then queued, at most READ_AHEAD_WINDOWS windows
+    // ahead of the network. Waiting for a slow client holds no blocking thread.
     let key = blob_key(c.tenant_id, &file.sha256);
-    tokio::task::spawn_blocking(move || {
-        let reader = match BlobReader::open(&*r2.blobs, key, &dek) {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = tx.blocking_send(Err(e));
-                return;
-            }
-        };
-        let res = reader.for_range(start, end, |piece| {
-            r2.metrics
-                .bytes_served
-                .fetch_add(piece.len() as u64, Relaxed);
-            tx.blocking_send(Ok(Bytes::from(piece))).is_ok()
-        });
-        if let Err(e) = res {
-            // Cuts the response off: a client never gets bytes that failed authentication.
-            let _ = tx.blocking_send(Err(e));
-        }
-    });
+    tokio::spawn(feed(reg.clone(), key, dek, start, end, tx));
     let stream =
         futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
     *resp.body_mut() = Body::from_stream(stream);
     resp
+}
+
+async fn blocking_io<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+}
+
+/// Feeds a download's body with the plaintext of `[start, end)` of blob `key`.
+async fn feed(
+    reg: Arc<Registry>,
+    key: String,
+    dek: crate::crypto::Key,
+    start: u64,
+    end: u64,
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+) {
+    let header = {
+        let (r, k) = (reg.clone(), key.clone());
+        blocking_io(move || Ok(BlobReader::open(&*r.blobs, k, &dek)?.header())).await
+    };
+    let header: BlobHeader = match header {
+        Ok(h) => h,
+        Err(e) => {
+            let _ = tx.send(Err(e)).await;
+            return;
+        }
+    };
+    for (first, count) in windows(start, end) {
+        let (r, k) = (reg.clone(), key.clone());
+        let chunks = blocking_io(move || {
+            BlobReader::with_header(&*r.blobs, k, &dek, &header).window(first, count)
+        })
+        .await;
+        let chunks = match chunks {
+            Ok(c) => c,
+            Err(e) => {
+                // Cuts the response off: a client never gets bytes that failed authentication.
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        };
+        for piece in clip(first, chunks, start, end) {
+            reg.metrics
+                .bytes_served
+                .fetch_add(piece.len() as u64, Relaxed);
+            if tx.send(Ok(piece)).await.is_err() {
+                return;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

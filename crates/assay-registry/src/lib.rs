@@ -29,6 +29,7 @@ pub mod names;
 pub mod objstore;
 pub mod scanjob;
 mod server;
+pub mod tls;
 
 pub use server::app;
 
@@ -112,6 +113,8 @@ pub enum OpenError {
     Meta(meta::MetaError),
     #[error("master key: {0}")]
     Key(String),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 impl From<meta::MetaError> for OpenError {
@@ -613,16 +616,22 @@ fn runtime(cfg: &Config) -> Result<tokio::runtime::Runtime, OpenError> {
         .map_err(io_err(&cfg.data))
 }
 
-/// Runs the server on `listen` until Ctrl-C or SIGTERM: the HTTP router and `workers` scan
-/// loops (0: scanning is left to `assay worker` processes). `ready` is called with the
-/// bound address.
+/// Runs the server on `listen` until Ctrl-C or SIGTERM: the HTTP router (over TLS when
+/// `tls` names a certificate and key) and `workers` scan loops (0: scanning is left to
+/// `assay worker` processes). `ready` is called with the bound address.
 pub fn serve(
     cfg: &Config,
     listen: &str,
     workers: usize,
+    tls: Option<&tls::TlsFiles>,
     ready: impl FnOnce(std::net::SocketAddr, &Opened),
     on: OnEvent,
 ) -> Result<(), OpenError> {
+    // Bad certificate or key files fail before anything is opened or bound.
+    let tls_config = tls
+        .map(tls::server_config)
+        .transpose()
+        .map_err(|e| OpenError::Tls(e.to_string()))?;
     // Opened before the runtime: the metadata store blocks.
     let opened = Registry::open(cfg)?;
     let rt = runtime(cfg)?;
@@ -636,12 +645,24 @@ pub fn serve(
         let stop = shutdown_watch();
         let scans = tokio::spawn(reg.clone().run_scans(workers, stop.clone(), on));
         let mut s2 = stop.clone();
-        let served = axum::serve(listener, app(reg))
-            .with_graceful_shutdown(async move {
-                let _ = s2.wait_for(|v| *v).await;
-            })
-            .await
-            .map_err(io_err(Path::new(listen)));
+        let shutdown = async move {
+            let _ = s2.wait_for(|v| *v).await;
+        };
+        let served = match tls_config {
+            Some(c) => {
+                let listener =
+                    tls::TlsListener::new(listener, c).map_err(io_err(Path::new(listen)))?;
+                axum::serve(listener, app(reg))
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            None => {
+                axum::serve(listener, app(reg))
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        }
+        .map_err(io_err(Path::new(listen)));
         let _ = scans.await;
         served
     });

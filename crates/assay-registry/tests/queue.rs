@@ -121,6 +121,9 @@ fn racing_claimers_never_share_a_job(b: Backend) {
                             .unwrap()
                     );
                     got.push(j.id);
+                    // Off the lock for a moment, so that on a loaded machine one claimer
+                    // does not take the whole queue before the others are scheduled.
+                    std::thread::sleep(Duration::from_millis(1));
                 }
                 got
             })

@@ -49,6 +49,7 @@ on_both_backends!(
     oversized_uploads_are_refused,
     blobs_are_encrypted_per_tenant_and_dedup_stays_inside,
     scan_loops_decide_queued_commits_and_stop_on_request,
+    large_files_and_ranges_across_windows,
 );
 
 struct Reg {
@@ -845,4 +846,62 @@ async fn scan_loops_decide_queued_commits_and_stop_on_request(b: Backend) {
     assert!(finished.contains(&(good.as_str(), "admitted")), "{ev:?}");
     assert!(finished.contains(&(bad.as_str(), "refused")), "{ev:?}");
     assert!(!r.reg.scan_one(), "nothing left in the queue");
+}
+
+/// A file of several download windows (1 MiB each) and a partial last chunk: the whole
+/// file and ranges across chunk and window boundaries and in the last chunk.
+async fn large_files_and_ranges_across_windows(b: Backend) {
+    let r = Reg::new(&b, 8 << 20);
+    let a = r.tenant("acme").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = Vec::new();
+    let mut i = 0u64;
+    while text.len() < (2 << 20) + 3 * 65536 + 321 {
+        text.extend_from_slice(format!("line {i} of a long notes file\n").as_bytes());
+        i += 1;
+    }
+    std::fs::write(dir.path().join("notes.txt"), &text).unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        b"{\"model_type\": \"bert\"}",
+    )
+    .unwrap();
+    let c = r.push(&a, dir.path(), "acme/big", "main").await;
+    assert_eq!(c.status, StatusCode::CREATED);
+    r.scan_all();
+    let url = "/acme/big/resolve/main/notes.txt";
+    let full = r.get(url, &a).await;
+    assert_eq!(
+        full.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&full.body)
+    );
+    assert_eq!(full.h("content-length"), text.len().to_string());
+    assert!(full.body == text, "the whole file differs");
+    let n = text.len();
+    let mib = 1 << 20;
+    for (range, from, to) in [
+        (format!("bytes={}-{}", mib - 6, mib + 5), mib - 6, mib + 6),
+        (format!("bytes={}-{}", 65530, 65545), 65530, 65546),
+        (
+            format!("bytes={}-{}", 100, 2 * mib + 100),
+            100,
+            2 * mib + 101,
+        ),
+        ("bytes=-100".to_string(), n - 100, n),
+        (format!("bytes={}-", n - 70_000), n - 70_000, n),
+        (format!("bytes={}-{}", n - 2, n + 50), n - 2, n),
+    ] {
+        let part = r
+            .req("GET", url, Some(&a), vec![], &[("range", &range)])
+            .await;
+        assert_eq!(part.status, StatusCode::PARTIAL_CONTENT, "{range}");
+        assert_eq!(part.h("content-length"), (to - from).to_string(), "{range}");
+        assert!(part.body == text[from..to], "{range}");
+        assert_eq!(
+            part.h("content-range"),
+            format!("bytes {from}-{}/{n}", to - 1)
+        );
+    }
 }

@@ -25,6 +25,12 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 1, value_name = "N",
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=assay_registry::MAX_SCAN_LOOPS as u64))]
     pub workers: usize,
+    /// Serve HTTPS: the certificate chain (PEM, leaf first). Needs --tls-key.
+    #[arg(long, value_name = "CERT.pem", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "KEY.pem", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// What every server and worker of one registry shares.
@@ -103,14 +109,21 @@ pub enum TokenCommand {
     },
 }
 
+/// Environment variable naming the CA certificate file when --ca-cert is not given.
+pub const CA_CERT_ENV: &str = "ASSAY_CA_CERT";
+
 #[derive(Args, Debug)]
 pub struct ServerArgs {
-    /// Registry URL, e.g. http://127.0.0.1:8480.
+    /// Registry URL, e.g. http://127.0.0.1:8480 or https://registry.example:8480.
     #[arg(long)]
     pub server: String,
     /// API token (or a file holding it, e.g. DIR/admin-token).
     #[arg(long)]
     pub token: String,
+    /// For https: the CA certificate(s) (PEM) to verify the server with, for a private CA
+    /// (default: $ASSAY_CA_CERT, else the Mozilla root certificates).
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl ServerArgs {
@@ -121,7 +134,11 @@ impl ServerArgs {
         } else {
             self.token.clone()
         };
-        Ok(Client::new(&self.server, &token)?)
+        let ca = self
+            .ca_cert
+            .clone()
+            .or_else(|| std::env::var_os(CA_CERT_ENV).map(PathBuf::from));
+        Ok(Client::with_ca(&self.server, &token, ca.as_deref())?)
     }
 }
 
@@ -240,8 +257,16 @@ pub fn worker(a: WorkerArgs) -> Result<ExitCode> {
 pub fn serve(a: ServeArgs) -> Result<ExitCode> {
     let mut cfg = config(&a.data, &a.shared);
     cfg.max_file_bytes = a.max_file_size;
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => Some(assay_registry::tls::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let workers = a.workers;
-    assay_registry::serve(&cfg, &a.listen, workers, |addr, opened| {
+    assay_registry::serve(&cfg, &a.listen, workers, tls.as_ref(), |addr, opened| {
         let mut err = std::io::stderr().lock();
         if let Some(p) = &opened.created_admin_token {
             let _ = writeln!(
@@ -258,7 +283,7 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
             .unwrap_or_else(|| "sqlite".into());
         let _ = writeln!(
             err,
-            "assay serve: listening on http://{addr} (data {}, metadata {db}, blobs {}, {workers} scan loops)",
+            "assay serve: listening on {scheme}://{addr} (data {}, metadata {db}, blobs {}, {workers} scan loops)",
             a.data.display(),
             a.shared.blobs(&a.data)
         );
