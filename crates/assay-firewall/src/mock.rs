@@ -467,7 +467,12 @@ async fn responses(State(m): State<MockUpstream>, headers: HeaderMap, body: Byte
     }
     events.push(json!({"type": "response.output_item.done", "output_index": 0, "item": done_item}));
     events.push(json!({"type": "response.completed", "response": response("completed", json!([done_item]))}));
-    let events = events
+    sse_events(numbered(events), &user, false)
+}
+
+/// Responses API events as sent: numbered, each named by its `type`.
+fn numbered(events: Vec<Value>) -> Vec<(Option<String>, String)> {
+    events
         .into_iter()
         .enumerate()
         .map(|(i, mut e)| {
@@ -475,8 +480,7 @@ async fn responses(State(m): State<MockUpstream>, headers: HeaderMap, body: Byte
             let name = e["type"].as_str().map(str::to_string);
             (name, e.to_string())
         })
-        .collect();
-    sse_events(events, &user, false)
+        .collect()
 }
 
 /// `GET /v1/responses/{id}` and `GET /v1/chat/completions/{id}`: a stored answer.
@@ -504,16 +508,7 @@ async fn retrieve(
         }
         events.push(json!({"type": "response.output_text.done", "item_id": "msg_mock", "output_index": 0, "content_index": 0, "text": text}));
         events.push(json!({"type": "response.completed", "response": v}));
-        let events = events
-            .into_iter()
-            .enumerate()
-            .map(|(i, mut e)| {
-                e["sequence_number"] = json!(i);
-                let name = e["type"].as_str().map(str::to_string);
-                (name, e.to_string())
-            })
-            .collect();
-        return sse_events(events, "", false);
+        return sse_events(numbered(events), "", false);
     }
     json_response(v)
 }

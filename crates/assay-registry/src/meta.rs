@@ -281,6 +281,15 @@ impl SqliteMeta {
     }
 }
 
+fn tenant_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Tenant> {
+    Ok(Tenant {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        wrapped_key: r.get(2)?,
+        policy: r.get(3)?,
+    })
+}
+
 fn commit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Commit> {
     let reasons: String = r.get(4)?;
     Ok(Commit {
@@ -312,14 +321,7 @@ impl MetaStore for SqliteMeta {
             .query_row(
                 "SELECT id, name, wrapped_key, policy FROM tenants WHERE id = ?1",
                 params![id],
-                |r| {
-                    Ok(Tenant {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                        wrapped_key: r.get(2)?,
-                        policy: r.get(3)?,
-                    })
-                },
+                tenant_row,
             )
             .optional()?)
     }
@@ -524,14 +526,7 @@ impl MetaStore for SqliteMeta {
             .query_row(
                 "SELECT id, name, wrapped_key, policy FROM tenants WHERE name = ?1",
                 params![name],
-                |r| {
-                    Ok(Tenant {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                        wrapped_key: r.get(2)?,
-                        policy: r.get(3)?,
-                    })
-                },
+                tenant_row,
             )
             .optional()?)
     }
