@@ -75,3 +75,19 @@ pub fn valid_tenant_name(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
 }
+
+/// Longest lifetime a token can be given (`expires_in_days`).
+pub const MAX_TOKEN_DAYS: u64 = 3650;
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Unix seconds as RFC 3339 UTC.
+pub fn rfc3339(secs: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
+    assay_sign::rfc3339_utc(t)
+}

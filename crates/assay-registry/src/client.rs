@@ -150,8 +150,29 @@ impl Client {
         self.post_json("/api/registry/tenants", &json!({"name": name}))
     }
 
-    pub fn create_token(&self, scope: &str) -> Result<Value, ClientError> {
-        self.post_json("/api/registry/tokens", &json!({"scope": scope}))
+    /// A new token of the caller's tenant; `expires_in_days`: refused after that many days.
+    pub fn create_token(
+        &self,
+        scope: &str,
+        expires_in_days: Option<u64>,
+    ) -> Result<Value, ClientError> {
+        self.post_json(
+            "/api/registry/tokens",
+            &json!({"scope": scope, "expires_in_days": expires_in_days}),
+        )
+    }
+
+    pub fn list_tokens(&self) -> Result<Value, ClientError> {
+        self.call(Method::GET, "/api/registry/tokens", full(""), None)
+    }
+
+    pub fn revoke_token(&self, id: i64) -> Result<Value, ClientError> {
+        self.call(
+            Method::DELETE,
+            &format!("/api/registry/tokens/{id}"),
+            full(""),
+            None,
+        )
     }
 
     pub fn set_policy(&self, rego: &str) -> Result<Value, ClientError> {

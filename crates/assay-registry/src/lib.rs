@@ -348,7 +348,7 @@ impl Registry {
             let token = auth::new_token();
             registry
                 .meta
-                .token_insert(id, "admin", &auth::hash_token(&token), &now)?;
+                .token_insert(id, "admin", &auth::hash_token(&token), &now, None)?;
             write_secret(&token_file, &format!("{token}\n"))?;
             registry
                 .audit

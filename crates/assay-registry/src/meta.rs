@@ -24,7 +24,7 @@ use std::time::Duration;
 
 /// Version of the schema this build writes (stored in `schema_version`). A database
 /// with a newer version is refused.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
@@ -62,6 +62,19 @@ pub struct TokenRow {
     pub tenant_name: String,
     pub scope: String,
     pub hash: String,
+    /// Unix seconds after which the token is refused; `None`: no expiry.
+    pub expires_at: Option<i64>,
+    pub revoked: bool,
+}
+
+/// A token as its tenant's admins see it (never the token or its hash).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenInfo {
+    pub id: i64,
+    pub scope: String,
+    pub created_at: String,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -135,8 +148,21 @@ pub trait MetaStore: Send + Sync {
     fn tenant_create(&self, name: &str, wrapped_key: &str, now: &str) -> Result<i64>;
     fn tenant(&self, id: i64) -> Result<Option<Tenant>>;
     fn set_policy(&self, tenant: i64, policy: Option<&str>) -> Result<()>;
-    fn token_insert(&self, tenant: i64, scope: &str, hash: &str, now: &str) -> Result<i64>;
+    /// `expires_at`: Unix seconds after which the token is refused.
+    fn token_insert(
+        &self,
+        tenant: i64,
+        scope: &str,
+        hash: &str,
+        now: &str,
+        expires_at: Option<i64>,
+    ) -> Result<i64>;
     fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>>;
+    /// The tenant's tokens, oldest first.
+    fn tokens(&self, tenant: i64) -> Result<Vec<TokenInfo>>;
+    /// Revokes token `id` of `tenant`; false when the tenant has no such token (or it was
+    /// already revoked).
+    fn token_revoke(&self, tenant: i64, id: i64, now: &str) -> Result<bool>;
     /// The repository with exactly this org and name in this tenant.
     fn repo(&self, tenant: i64, org: &str, name: &str) -> Result<Option<Repo>>;
     /// The repository, created when missing. `Conflict` when another repository's name
@@ -233,6 +259,12 @@ ALTER TABLE jobs ADD COLUMN claim TEXT;
 CREATE INDEX IF NOT EXISTS jobs_open ON jobs (id) WHERE state IN ('queued', 'running');
 ";
 
+/// Version 3: token expiry (Unix seconds) and revocation.
+const MIGRATE_3: &str = "
+ALTER TABLE tokens ADD COLUMN expires_at BIGINT;
+ALTER TABLE tokens ADD COLUMN revoked_at TEXT;
+";
+
 /// Milliseconds since the Unix epoch (SQLite's lease clock: one machine).
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -264,6 +296,9 @@ impl SqliteMeta {
         }
         if version < 2 {
             tx.execute_batch(MIGRATE_2)?;
+        }
+        if version < 3 {
+            tx.execute_batch(MIGRATE_3)?;
         }
         tx.execute("DELETE FROM schema_version", [])?;
         tx.execute(
@@ -334,21 +369,56 @@ impl MetaStore for SqliteMeta {
         Ok(())
     }
 
-    fn token_insert(&self, tenant: i64, scope: &str, hash: &str, now: &str) -> Result<i64> {
+    fn token_insert(
+        &self,
+        tenant: i64,
+        scope: &str,
+        hash: &str,
+        now: &str,
+        expires_at: Option<i64>,
+    ) -> Result<i64> {
         let c = self.c();
         c.execute(
-            "INSERT INTO tokens (tenant_id, scope, hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![tenant, scope, hash, now],
+            "INSERT INTO tokens (tenant_id, scope, hash, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![tenant, scope, hash, now, expires_at],
         )?;
         Ok(c.last_insert_rowid())
+    }
+
+    fn tokens(&self, tenant: i64) -> Result<Vec<TokenInfo>> {
+        let c = self.c();
+        let mut st = c.prepare(
+            "SELECT id, scope, created_at, expires_at, revoked_at FROM tokens
+             WHERE tenant_id = ?1 ORDER BY id",
+        )?;
+        let rows = st.query_map(params![tenant], |r| {
+            Ok(TokenInfo {
+                id: r.get(0)?,
+                scope: r.get(1)?,
+                created_at: r.get(2)?,
+                expires_at: r.get(3)?,
+                revoked_at: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn token_revoke(&self, tenant: i64, id: i64, now: &str) -> Result<bool> {
+        Ok(self.c().execute(
+            "UPDATE tokens SET revoked_at = ?1
+             WHERE id = ?2 AND tenant_id = ?3 AND revoked_at IS NULL",
+            params![now, id, tenant],
+        )? == 1)
     }
 
     fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>> {
         Ok(self
             .c()
             .query_row(
-                "SELECT k.id, k.tenant_id, t.name, k.scope, k.hash FROM tokens k
-                 JOIN tenants t ON t.id = k.tenant_id WHERE k.hash = ?1",
+                "SELECT k.id, k.tenant_id, t.name, k.scope, k.hash, k.expires_at,
+                        k.revoked_at IS NOT NULL
+                 FROM tokens k JOIN tenants t ON t.id = k.tenant_id WHERE k.hash = ?1",
                 params![hash],
                 |r| {
                     Ok(TokenRow {
@@ -357,6 +427,8 @@ impl MetaStore for SqliteMeta {
                         tenant_name: r.get(2)?,
                         scope: r.get(3)?,
                         hash: r.get(4)?,
+                        expires_at: r.get(5)?,
+                        revoked: r.get(6)?,
                     })
                 },
             )

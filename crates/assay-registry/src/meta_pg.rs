@@ -15,7 +15,7 @@
 
 use crate::meta::{
     Commit, FileRow, Job, MetaError, MetaStore, Outcome, QUARANTINED, REFUSED, Repo, Result,
-    SCHEMA_VERSION, Tenant, TokenRow, gave_up_reason,
+    SCHEMA_VERSION, Tenant, TokenInfo, TokenRow, gave_up_reason,
 };
 use postgres::error::SqlState;
 use postgres::{Client, NoTls, Row};
@@ -63,6 +63,8 @@ CREATE TABLE IF NOT EXISTS jobs (
   started_at TEXT, finished_at TEXT, attempts BIGINT NOT NULL DEFAULT 0,
   lease_until BIGINT, claim TEXT);
 CREATE INDEX IF NOT EXISTS jobs_open ON jobs (id) WHERE state IN ('queued', 'running');
+ALTER TABLE tokens ADD COLUMN IF NOT EXISTS expires_at BIGINT;
+ALTER TABLE tokens ADD COLUMN IF NOT EXISTS revoked_at TEXT;
 ";
 
 /// The database's clock in Unix milliseconds: leases do not depend on the clocks of the
@@ -192,7 +194,9 @@ impl PgMeta {
             let v: Option<i64> = tx
                 .query_one("SELECT max(version) FROM schema_version", &[])?
                 .get(0);
-            if v.is_none() {
+            // The schema above brings an older database up to this version.
+            if v.is_none_or(|v| v < SCHEMA_VERSION) {
+                tx.execute("DELETE FROM schema_version", &[])?;
                 tx.execute(
                     "INSERT INTO schema_version (version) VALUES ($1)",
                     &[&SCHEMA_VERSION],
@@ -327,15 +331,52 @@ impl MetaStore for PgMeta {
         })
     }
 
-    fn token_insert(&self, tenant: i64, scope: &str, hash: &str, now: &str) -> Result<i64> {
+    fn token_insert(
+        &self,
+        tenant: i64,
+        scope: &str,
+        hash: &str,
+        now: &str,
+        expires_at: Option<i64>,
+    ) -> Result<i64> {
         let (scope, hash, now) = (scope.to_string(), hash.to_string(), now.to_string());
         self.with(move |c| {
             Ok(c.query_one(
-                "INSERT INTO tokens (tenant_id, scope, hash, created_at) VALUES ($1, $2, $3, $4)
-                 RETURNING id",
-                &[&tenant, &scope, &hash, &now],
+                "INSERT INTO tokens (tenant_id, scope, hash, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                &[&tenant, &scope, &hash, &now, &expires_at],
             )?
             .get(0))
+        })
+    }
+
+    fn tokens(&self, tenant: i64) -> Result<Vec<TokenInfo>> {
+        self.with(move |c| {
+            Ok(c.query(
+                "SELECT id, scope, created_at, expires_at, revoked_at FROM tokens
+                 WHERE tenant_id = $1 ORDER BY id",
+                &[&tenant],
+            )?
+            .iter()
+            .map(|r| TokenInfo {
+                id: r.get(0),
+                scope: r.get(1),
+                created_at: r.get(2),
+                expires_at: r.get(3),
+                revoked_at: r.get(4),
+            })
+            .collect())
+        })
+    }
+
+    fn token_revoke(&self, tenant: i64, id: i64, now: &str) -> Result<bool> {
+        let now = now.to_string();
+        self.with(move |c| {
+            Ok(c.execute(
+                "UPDATE tokens SET revoked_at = $1
+                 WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL",
+                &[&now, &id, &tenant],
+            )? == 1)
         })
     }
 
@@ -343,8 +384,9 @@ impl MetaStore for PgMeta {
         let hash = hash.to_string();
         self.with(move |c| {
             Ok(c.query_opt(
-                "SELECT k.id, k.tenant_id, t.name, k.scope, k.hash FROM tokens k
-                 JOIN tenants t ON t.id = k.tenant_id WHERE k.hash = $1",
+                "SELECT k.id, k.tenant_id, t.name, k.scope, k.hash, k.expires_at,
+                        k.revoked_at IS NOT NULL
+                 FROM tokens k JOIN tenants t ON t.id = k.tenant_id WHERE k.hash = $1",
                 &[&hash],
             )?
             .map(|r| TokenRow {
@@ -353,6 +395,8 @@ impl MetaStore for PgMeta {
                 tenant_name: r.get(2),
                 scope: r.get(3),
                 hash: r.get(4),
+                expires_at: r.get(5),
+                revoked: r.get(6),
             }))
         })
     }

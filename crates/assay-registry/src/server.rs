@@ -10,7 +10,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -25,7 +25,8 @@ pub fn app(reg: Arc<Registry>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .route("/api/registry/tenants", post(create_tenant))
-        .route("/api/registry/tokens", post(create_token))
+        .route("/api/registry/tokens", post(create_token).get(list_tokens))
+        .route("/api/registry/tokens/{id}", delete(revoke_token))
         .route("/api/registry/whoami", get(whoami))
         .route("/api/registry/policy", put(set_policy).delete(clear_policy))
         .route("/api/registry/blobs", post(upload_blob))
@@ -139,6 +140,10 @@ pub async fn authenticate(reg: &Arc<Registry>, token: Option<String>) -> Option<
     if !auth::hashes_equal(&row.hash, &hash) {
         return None;
     }
+    // A revoked or expired token is refused exactly like an unknown one.
+    if row.revoked || row.expires_at.is_some_and(|t| t <= auth::unix_now()) {
+        return None;
+    }
     Some(Caller {
         token_id: row.id,
         tenant_id: row.tenant_id,
@@ -233,7 +238,7 @@ async fn create_tenant(State(reg): St, headers: HeaderMap, body: Body) -> Respon
     let res = blocking(&reg, move |r| {
         let now = now_rfc3339();
         let id = r.meta.tenant_create(&n, &wrapped, &now)?;
-        r.meta.token_insert(id, "admin", &hash, &now)
+        r.meta.token_insert(id, "admin", &hash, &now, None)
     })
     .await;
     match res {
@@ -265,12 +270,30 @@ async fn create_token(State(reg): St, headers: HeaderMap, body: Body) -> Respons
             "scope must be read, write or admin",
         );
     };
+    let expires_at = match &v["expires_in_days"] {
+        Value::Null => None,
+        d => match d
+            .as_u64()
+            .filter(|d| (1..=auth::MAX_TOKEN_DAYS).contains(d))
+        {
+            Some(d) => Some(auth::unix_now().saturating_add(d as i64 * 86_400)),
+            None => {
+                return api_err(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "expires_in_days must be a whole number of days from 1 to {}",
+                        auth::MAX_TOKEN_DAYS
+                    ),
+                );
+            }
+        },
+    };
     let token = auth::new_token();
     let hash = auth::hash_token(&token);
     let tenant = c.tenant_id;
     match blocking(&reg, move |r| {
         r.meta
-            .token_insert(tenant, scope.as_str(), &hash, &now_rfc3339())
+            .token_insert(tenant, scope.as_str(), &hash, &now_rfc3339(), expires_at)
     })
     .await
     {
@@ -286,9 +309,72 @@ async fn create_token(State(reg): St, headers: HeaderMap, body: Body) -> Respons
             );
             json_ok(
                 StatusCode::CREATED,
-                json!({"tenant": c.tenant, "scope": scope.as_str(), "token": token}),
+                json!({"tenant": c.tenant, "id": id, "scope": scope.as_str(), "token": token,
+                       "expires_at": expires_at.map(auth::rfc3339)}),
             )
         }
+        Err(e) => api_err(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// `GET /api/registry/tokens`: the caller's tenant's tokens (ids, scopes, dates; never the
+/// tokens themselves).
+async fn list_tokens(State(reg): St, headers: HeaderMap) -> Response {
+    let c = match require(&reg, &headers, Scope::Admin, "token.list").await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let tenant = c.tenant_id;
+    match blocking(&reg, move |r| r.meta.tokens(tenant)).await {
+        Ok(list) => {
+            let tokens: Vec<Value> = list
+                .iter()
+                .map(|t| {
+                    json!({"id": t.id, "scope": t.scope, "created_at": t.created_at,
+                           "expires_at": t.expires_at.map(auth::rfc3339),
+                           "revoked_at": t.revoked_at, "current": t.id == c.token_id})
+                })
+                .collect();
+            json_ok(
+                StatusCode::OK,
+                json!({"tenant": c.tenant, "tokens": tokens}),
+            )
+        }
+        Err(e) => api_err(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// `DELETE /api/registry/tokens/{id}`: revokes a token of the caller's tenant (a token of
+/// another tenant, or none, is 404 alike).
+async fn revoke_token(State(reg): St, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let c = match require(&reg, &headers, Scope::Admin, "token.revoke").await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let tenant = c.tenant_id;
+    let revoked = match id.parse::<i64>() {
+        Ok(n) => {
+            blocking(&reg, move |r| {
+                r.meta.token_revoke(tenant, n, &now_rfc3339())
+            })
+            .await
+        }
+        Err(_) => Ok(false),
+    };
+    match revoked {
+        Ok(true) => {
+            reg.audit.log(
+                "token.revoke",
+                Some(&c),
+                "allow",
+                &[("revoked_token_id", &id)],
+            );
+            json_ok(StatusCode::OK, json!({"revoked": id}))
+        }
+        Ok(false) => api_err(
+            StatusCode::NOT_FOUND,
+            "no such token in this tenant (or already revoked)",
+        ),
         Err(e) => api_err(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }

@@ -50,6 +50,7 @@ on_both_backends!(
     blobs_are_encrypted_per_tenant_and_dedup_stays_inside,
     scan_loops_decide_queued_commits_and_stop_on_request,
     large_files_and_ranges_across_windows,
+    tokens_expire_and_revoke,
 );
 
 struct Reg {
@@ -904,4 +905,108 @@ async fn large_files_and_ranges_across_windows(b: Backend) {
             format!("bytes {from}-{}/{n}", to - 1)
         );
     }
+}
+
+/// Tokens with an expiry are refused once it passes; a revoked token is refused from the
+/// next request on, with the same answer as an unknown token; only the token's own tenant
+/// can list or revoke it.
+async fn tokens_expire_and_revoke(b: Backend) {
+    let r = Reg::new(&b, 1 << 20);
+    let a = r.tenant("acme").await;
+    let other = r.tenant("globex").await;
+    let mk = |days: Value| {
+        r.req(
+            "POST",
+            "/api/registry/tokens",
+            Some(&a),
+            json!({"scope": "read", "expires_in_days": days})
+                .to_string()
+                .into_bytes(),
+            &[],
+        )
+    };
+    for bad in [json!(0), json!(-1), json!(3651), json!("7"), json!(1.5)] {
+        assert_eq!(
+            mk(bad.clone()).await.status,
+            StatusCode::BAD_REQUEST,
+            "{bad}"
+        );
+    }
+    let made = mk(json!(30)).await;
+    assert_eq!(made.status, StatusCode::CREATED);
+    let v = made.json();
+    let (id, tok) = (
+        v["id"].as_i64().unwrap(),
+        v["token"].as_str().unwrap().to_string(),
+    );
+    let expires = v["expires_at"].as_str().unwrap().to_string();
+    assert!(expires > assay_registry::now_rfc3339(), "{expires}");
+    const WHOAMI: &str = "/api/registry/whoami";
+    assert_eq!(r.get(WHOAMI, &tok).await.status, StatusCode::OK);
+
+    // An expired token (its expiry set in the past in the store) is refused like nothing.
+    let hash = assay_registry::auth::hash_token(&r.token(&a, "read").await);
+    let past = r.reg.meta.token_insert(
+        r.reg.meta.token_by_hash(&hash).unwrap().unwrap().tenant_id,
+        "read",
+        &assay_registry::auth::hash_token("asy_expired_for_the_test"),
+        &assay_registry::now_rfc3339(),
+        Some(assay_registry::auth::unix_now() - 1),
+    );
+    assert!(past.is_ok());
+    let unknown = r.get(WHOAMI, "asy_no_such_token_at_all").await;
+    let expired = r.get(WHOAMI, "asy_expired_for_the_test").await;
+    assert_eq!(expired.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(expired.body, unknown.body);
+
+    // Another tenant cannot see or revoke it: 404, the same as for no token at all.
+    let list = r.get("/api/registry/tokens", &other).await.json();
+    assert!(
+        list["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["id"] != id),
+        "{list}"
+    );
+    let uri = format!("/api/registry/tokens/{id}");
+    let theirs = r.req("DELETE", &uri, Some(&other), vec![], &[]).await;
+    let nothing = r
+        .req(
+            "DELETE",
+            "/api/registry/tokens/999999",
+            Some(&other),
+            vec![],
+            &[],
+        )
+        .await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND);
+    assert_eq!(theirs.body, nothing.body);
+    assert_eq!(r.get(WHOAMI, &tok).await.status, StatusCode::OK);
+    // A read token cannot revoke; the tenant's admin can, once.
+    let by_reader = r.req("DELETE", &uri, Some(&tok), vec![], &[]).await;
+    assert_eq!(by_reader.status, StatusCode::FORBIDDEN);
+    let done = r.req("DELETE", &uri, Some(&a), vec![], &[]).await;
+    assert_eq!(done.status, StatusCode::OK);
+    let again = r.req("DELETE", &uri, Some(&a), vec![], &[]).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    let revoked = r.get(WHOAMI, &tok).await;
+    assert_eq!(revoked.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(revoked.body, unknown.body);
+    // The listing shows it revoked, with its expiry; never a token or a hash.
+    let list = r.get("/api/registry/tokens", &a).await;
+    let text = String::from_utf8_lossy(&list.body).to_string();
+    let v = list.json();
+    let t = v["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id)
+        .unwrap()
+        .clone();
+    assert!(
+        t["revoked_at"].is_string() && t["expires_at"] == expires.as_str(),
+        "{t}"
+    );
+    assert!(!text.contains("asy_") && !text.contains(&hash), "{text}");
 }

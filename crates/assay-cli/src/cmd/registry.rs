@@ -104,6 +104,22 @@ pub enum TokenCommand {
     Create {
         #[arg(long, value_parser = ["read", "write", "admin"])]
         scope: String,
+        /// Refuse the token after this many days (1 to 3650; default: until revoked).
+        #[arg(long, value_name = "DAYS")]
+        expires_in_days: Option<u64>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List the tenant's tokens: id, scope, created, expiry, revocation (needs an admin
+    /// token; the tokens themselves are never shown again).
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Revoke a token of the tenant by its id (from `assay token list`); it is refused from
+    /// the next request on. Needs an admin token.
+    Revoke {
+        id: i64,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -322,13 +338,48 @@ pub fn tenant(c: TenantCommand) -> Result<ExitCode> {
 
 pub fn token(c: TokenCommand) -> Result<ExitCode> {
     match c {
-        TokenCommand::Create { scope, server } => {
-            let v = server.client()?.create_token(&scope)?;
+        TokenCommand::Create {
+            scope,
+            expires_in_days,
+            server,
+        } => {
+            let v = server.client()?.create_token(&scope, expires_in_days)?;
+            let until = v["expires_at"]
+                .as_str()
+                .map(|t| format!(", expires {t}"))
+                .unwrap_or_default();
             eprintln!(
-                "{scope} token for tenant {} (shown once):",
+                "{scope} token {} for tenant {}{until} (shown once):",
+                v["id"],
                 v["tenant"].as_str().unwrap_or("?")
             );
             println!("{}", v["token"].as_str().unwrap_or(""));
+        }
+        TokenCommand::List { server } => {
+            let v = server.client()?.list_tokens()?;
+            println!(
+                "{:>6}  {:<6}  {:<20}  {:<20}  revoked",
+                "id", "scope", "created", "expires"
+            );
+            for t in v["tokens"].as_array().into_iter().flatten() {
+                println!(
+                    "{:>6}  {:<6}  {:<20}  {:<20}  {}{}",
+                    t["id"].as_i64().unwrap_or(0),
+                    t["scope"].as_str().unwrap_or("?"),
+                    t["created_at"].as_str().unwrap_or(""),
+                    t["expires_at"].as_str().unwrap_or("never"),
+                    t["revoked_at"].as_str().unwrap_or("-"),
+                    if t["current"] == true {
+                        "  (this token)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        TokenCommand::Revoke { id, server } => {
+            server.client()?.revoke_token(id)?;
+            eprintln!("token {id} revoked");
         }
     }
     Ok(ExitCode::SUCCESS)
